@@ -1,0 +1,125 @@
+"""Profiles: one name picks how much compute every notebook spends.
+
+* ``smoke`` - seconds; tests and CI. Numbers are meaningless, code paths are real.
+* ``cpu``   - the default ``make report``: bounded time on 2 cores, real results.
+* ``gpu``   - full quality; uses CUDA when it is there.
+
+A profile is a plain frozen dataclass. Model issues add their own fields here so
+that the one ``profile`` parameter keeps steering every notebook.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+
+from genlab.errors import GenlabError
+
+
+@dataclass(frozen=True)
+class ClassifierBudget:
+    """How long the yardstick classifier of one dataset trains."""
+
+    epochs: int
+    width: int = 32            # channels of the first conv block; doubles per block
+    convs_per_block: int = 1
+    train_subset: int = 0      # 0 = the whole training set
+    batch_size: int = 128
+    lr: float = 2e-3
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    classifiers: dict[str, ClassifierBudget]
+    eval_subset: int           # test images used for accuracy (0 = all)
+    fid_samples: int           # images per FID estimate (generated, and the real floor)
+    fid_reference: int         # training images that form the FID reference statistics (0 = all)
+    grid_images: int = 64
+    seed: int = 0
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        classifiers={
+            "mnist": ClassifierBudget(epochs=2, width=8, train_subset=5000, lr=5e-3),
+            "fashion_mnist": ClassifierBudget(epochs=2, width=8, train_subset=5000, lr=5e-3),
+            "cifar10": ClassifierBudget(epochs=2, width=8, train_subset=5000, lr=5e-3),
+        },
+        eval_subset=1000,
+        fid_samples=500,
+        fid_reference=2000,
+        grid_images=16,
+    ),
+    "cpu": Profile(
+        name="cpu",
+        classifiers={
+            "mnist": ClassifierBudget(epochs=3, width=32),
+            "fashion_mnist": ClassifierBudget(epochs=6, width=32),
+            "cifar10": ClassifierBudget(epochs=10, width=48, batch_size=256, lr=4e-3),
+        },
+        eval_subset=0,
+        fid_samples=5000,
+        fid_reference=0,
+    ),
+    "gpu": Profile(
+        name="gpu",
+        classifiers={
+            "mnist": ClassifierBudget(epochs=10, width=64),
+            "fashion_mnist": ClassifierBudget(epochs=30, width=64),
+            "cifar10": ClassifierBudget(epochs=60, width=64, convs_per_block=2, batch_size=256, lr=4e-3),
+        },
+        eval_subset=0,
+        fid_samples=10000,
+        fid_reference=0,
+    ),
+}
+
+DEFAULT_PROFILE = "cpu"
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called `name`, or a one-line error listing the valid ones."""
+    if isinstance(name, Profile):
+        return name
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise GenlabError(
+            f"unknown profile {name!r}; choose one of {', '.join(PROFILES)} "
+            f"(e.g. make report PROFILE=smoke)"
+        ) from None
+
+
+def config_dict(cfg) -> dict:
+    """A JSON-able dict of a (possibly nested) config dataclass, for cache keys."""
+    if dataclasses.is_dataclass(cfg):
+        return {"__class__": type(cfg).__name__,
+                **{f.name: config_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}}
+    if isinstance(cfg, dict):
+        return {str(k): config_dict(v) for k, v in sorted(cfg.items())}
+    if isinstance(cfg, (list, tuple)):
+        return [config_dict(v) for v in cfg]
+    return cfg
+
+
+def replace(cfg, **overrides):
+    """`dataclasses.replace` that names the valid fields when one is unknown."""
+    names = {f.name for f in dataclasses.fields(cfg)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise GenlabError(
+            f"unknown parameter(s) {', '.join(unknown)} for {type(cfg).__name__}; "
+            f"valid: {', '.join(sorted(names))}"
+        )
+    return dataclasses.replace(cfg, **overrides)
+
+
+__all__ = ["ClassifierBudget", "Profile", "PROFILES", "DEFAULT_PROFILE", "get_profile",
+           "config_dict", "replace", "field"]

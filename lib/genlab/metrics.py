@@ -1,0 +1,143 @@
+"""Measuring samples with genlab's own classifiers.
+
+* FID on the classifier's penultimate features (torchmetrics' implementation,
+  given our feature extractor), always with the real-data floor beside it: the
+  FID of as many held-out real test images against the same reference.
+* Class coverage and the predicted-class histogram, for mode collapse.
+* Mean classifier confidence, and accuracy on class-conditional samples.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from genlab import data as gdata
+from genlab.config import Profile, get_profile
+
+
+class FeatureExtractor(nn.Module):
+    """Wraps any `features(x)` model for torchmetrics (which wants `num_features`)."""
+
+    def __init__(self, model: nn.Module, batch_size: int = 1000):
+        super().__init__()
+        self.model = model
+        self.num_features = model.num_features
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.model.eval()
+        return torch.cat([self.model.features(x[i:i + self.batch_size])
+                          for i in range(0, len(x), self.batch_size)]).double()
+
+
+def new_fid(extractor: nn.Module) -> FrechetInceptionDistance:
+    """A torchmetrics FID that keeps its real statistics across `reset()`."""
+    # normalize=True: our extractor takes float images in [0, 1] as they are.
+    return FrechetInceptionDistance(feature=extractor, normalize=True, reset_real_features=False)
+
+
+def fid(real: torch.Tensor, fake: torch.Tensor, extractor: nn.Module, batch_size: int = 1000) -> float:
+    """FID between two image sets (uint8 or float in [0, 1]) on `extractor`'s features."""
+    metric = new_fid(extractor).to(next(extractor.parameters(), torch.zeros(0)).device)
+    for i in range(0, len(real), batch_size):
+        metric.update(gdata.to_float(real[i:i + batch_size]), real=True)
+    for i in range(0, len(fake), batch_size):
+        metric.update(gdata.to_float(fake[i:i + batch_size]), real=False)
+    return float(metric.compute())
+
+
+def class_histogram(pred: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Share of samples predicted as each class (sums to 1)."""
+    return torch.bincount(pred, minlength=num_classes).float() / max(len(pred), 1)
+
+
+def class_coverage(pred: torch.Tensor, num_classes: int, min_share: float = 0.2) -> float:
+    """Fraction of classes that receive at least `min_share` of a uniform share.
+
+    A generator that covers every class evenly scores 1.0; one that produces a
+    single class scores 1/num_classes. With the default, a class needs 2 % of
+    the samples (of 10 classes) to count as covered.
+    """
+    hist = class_histogram(pred, num_classes)
+    return int((hist >= min_share / num_classes).sum()) / num_classes
+
+
+@dataclass
+class SampleReport:
+    fid: float
+    fid_floor: float
+    coverage: float
+    confidence: float
+    histogram: list[float]
+    conditional_accuracy: float | None = None
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "histogram"}
+
+
+class Yardstick:
+    """A dataset's classifier, ready to measure sample sets of that dataset."""
+
+    def __init__(self, dataset: str, profile: str | Profile = "cpu"):
+        from genlab.classifier import cached_classifier
+
+        self.profile = get_profile(profile)
+        self.dataset = gdata.load(dataset)
+        self.classifier, self.fit_result, self.test_accuracy = cached_classifier(
+            self.dataset.name, self.profile.name)
+        self.device = next(self.classifier.parameters()).device
+        self.extractor = FeatureExtractor(self.classifier)
+        self._fid = new_fid(self.extractor).to(self.device)
+        n_ref = self.profile.fid_reference or len(self.dataset.x_train)
+        self.n_reference = n_ref
+        for i in range(0, n_ref, 2000):
+            self._fid.update(self._prep(self.dataset.x_train[i:min(i + 2000, n_ref)]), real=True)
+
+    def _prep(self, images: torch.Tensor) -> torch.Tensor:
+        return gdata.to_float(images).to(self.device)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.dataset.classes)
+
+    def fid(self, images: torch.Tensor) -> float:
+        """FID of `images` against the reference (training-set) statistics."""
+        self._fid.reset()
+        for i in range(0, len(images), 2000):
+            self._fid.update(self._prep(images[i:i + 2000]), real=False)
+        return float(self._fid.compute())
+
+    @functools.cached_property
+    def fid_floor(self) -> float:
+        """FID of `fid_samples` held-out real test images: the best a model can hope for."""
+        return self.fid(self.dataset.x_test[: self.profile.fid_samples])
+
+    @torch.no_grad()
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        self.classifier.eval()
+        return torch.cat([self.classifier(self._prep(images[i:i + 1000])).softmax(1).cpu()
+                          for i in range(0, len(images), 1000)])
+
+    def measure(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> SampleReport:
+        """Every sample metric at once; `labels` are the intended classes, if any."""
+        probs = self.probabilities(images)
+        pred = probs.argmax(1)
+        return SampleReport(
+            fid=self.fid(images),
+            fid_floor=self.fid_floor,
+            coverage=class_coverage(pred, self.num_classes),
+            confidence=float(probs.max(1).values.mean()),
+            histogram=class_histogram(pred, self.num_classes).tolist(),
+            conditional_accuracy=None if labels is None else float((pred == labels.cpu()).float().mean()),
+        )
+
+
+@functools.lru_cache(maxsize=None)
+def yardstick(dataset: str, profile_name: str = "cpu") -> Yardstick:
+    """One Yardstick per (dataset, profile) per process."""
+    return Yardstick(dataset, profile_name)

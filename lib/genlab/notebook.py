@@ -1,0 +1,160 @@
+"""Helpers a notebook calls: set-up, headline numbers, saved samples, display.
+
+Every number a report states goes through here: `Report.headline()` writes it to
+`<report dir>/<notebook>.json` (the index reads it from there), and
+`Report.say()` renders prose built from computed variables as Markdown.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from IPython.display import Markdown, display
+
+from genlab import data as gdata
+from genlab.atomic import save_json, save_torch
+from genlab.config import Profile, get_profile
+from genlab.errors import GenlabError
+from genlab.metrics import yardstick
+from genlab.paths import report_dir
+from genlab.plots import plot_history, show_grid
+
+NOTEBOOKS = ("flows", "autoencoders", "gans")
+
+
+class Report:
+    """The state of one notebook run: its profile, clock and headline numbers."""
+
+    def __init__(self, notebook: str, profile: str | Profile, **params: Any):
+        if notebook not in NOTEBOOKS:
+            raise GenlabError(f"unknown notebook {notebook!r}; known: {', '.join(NOTEBOOKS)}")
+        self.notebook = notebook
+        self.profile = get_profile(profile)
+        self.params = {"profile": self.profile.name, **params}
+        self.started = time.perf_counter()
+        self.started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        self.headlines: list[dict] = []
+        self.dir = report_dir()
+        torch.manual_seed(self.profile.seed)
+        plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "font.size": 9})
+        pd.set_option("display.precision", 4)
+
+    @property
+    def wall_time(self) -> float:
+        return time.perf_counter() - self.started
+
+    # --- numbers ---------------------------------------------------------------------
+    def headline(self, metric: str, value: float, unit: str = "", dataset: str = "") -> float:
+        """Record one headline number; rewrites `<notebook>.json` atomically."""
+        self.headlines = [h for h in self.headlines if (h["metric"], h["dataset"]) != (metric, dataset)]
+        self.headlines.append({"metric": metric, "value": float(value), "unit": unit,
+                               "dataset": dataset, "profile": self.profile.name,
+                               "wall_time_s": round(self.wall_time, 1)})
+        self.save()
+        return value
+
+    def save(self) -> Path:
+        path = self.dir / f"{self.notebook}.json"
+        save_json({"notebook": self.notebook, "profile": self.profile.name, "params": self.params,
+                   "started_at": self.started_at, "wall_time_s": round(self.wall_time, 1),
+                   "device": str(self.profile.device), "headlines": self.headlines}, path)
+        return path
+
+    def save_samples(self, name: str, images: torch.Tensor, config: dict | None = None) -> Path:
+        """Keep a shown grid as a uint8 tensor with what generated it, for re-measuring."""
+        if images.dtype != torch.uint8:
+            raise GenlabError(f"samples {name!r} must be uint8 images, got {images.dtype}")
+        path = self.dir / "samples" / self.notebook / f"{name}.pt"
+        save_torch({"images": images.detach().cpu(), "config": config or {},
+                    "profile": self.profile.name, "notebook": self.notebook}, path)
+        return path
+
+    # --- display ---------------------------------------------------------------------
+    @staticmethod
+    def say(text: str) -> None:
+        """Render Markdown (build it from computed values with f-strings)."""
+        display(Markdown(text))
+
+    @staticmethod
+    def table(df: pd.DataFrame, floatfmt: str = ".4g", index: bool = False) -> None:
+        """A table as Markdown, so that it renders in both HTML and PDF."""
+        display(Markdown(df.to_markdown(index=index, floatfmt=floatfmt)))
+
+    def grid(self, name: str, images: torch.Tensor, title: str, nrow: int = 8,
+             config: dict | None = None) -> None:
+        """Show a grid of uint8 images and save them as samples/<notebook>/<name>.pt."""
+        self.save_samples(name, images, config)
+        fig = show_grid(images, title, nrow=nrow)
+        plt.show()
+        plt.close(fig)
+
+    def finish(self) -> None:
+        self.save()
+        self.say(f"*Notebook `{self.notebook}` ran with profile `{self.profile.name}` on "
+                 f"`{self.profile.device}` in {self.wall_time / 60:.1f} minutes.*")
+
+
+def dataset_overview(report: Report, dataset: str) -> dict:
+    """Show a grid of real images, train or load the dataset's classifier, and
+    measure it: test accuracy and the real-data FID floor. Returns a table row."""
+    ds = gdata.load(dataset)
+    n = report.profile.grid_images
+    # A fixed, class-balanced selection so that every class appears in the grid.
+    per_class = max(1, n // len(ds.classes))
+    idx = torch.cat([torch.nonzero(ds.y_test == c)[:per_class, 0] for c in range(len(ds.classes))])
+    report.grid(f"real_{ds.name}", ds.x_test[idx][:n], f"{ds.name}: real test images",
+                nrow=min(8, n), config={"source": f"{ds.name} test set", "indices": idx[:n].tolist()})
+    ys = yardstick(ds.name, report.profile.name)
+    fig = plot_history(ys.fit_result.history, ["train_accuracy", "val_accuracy"],
+                       title=f"{ds.name} classifier", ylabel="accuracy")
+    plt.show()
+    plt.close(fig)
+    report.headline("classifier test accuracy", ys.test_accuracy, "fraction", ds.name)
+    report.headline("FID real floor", ys.fid_floor, "FID", ds.name)
+    return {
+        "dataset": ds.name,
+        "train / test": f"{len(ds.x_train)} / {len(ds.x_test)}",
+        "classifier test accuracy": ys.test_accuracy,
+        "classifier epochs": int(ys.fit_result.history["epoch"].max()),
+        "classifier train time (s)": round(ys.fit_result.train_seconds, 1),
+        "loaded from cache": ys.fit_result.cached,
+        "FID real floor": ys.fid_floor,
+        "FID images (real floor / reference)": f"{min(report.profile.fid_samples, len(ds.x_test))} / {ys.n_reference}",
+    }
+
+
+# Accuracy the yardstick classifiers aim for (cpu profile and up), from the foundation issue.
+CLASSIFIER_TARGETS = {"mnist": 0.99, "fashion_mnist": 0.90, "cifar10": 0.80}
+
+
+def yardstick_section(report: Report, datasets: list[str]) -> pd.DataFrame:
+    """Overview of each dataset and its classifier, then one table of them all."""
+    rows = [dataset_overview(report, ds) for ds in datasets]
+    table = pd.DataFrame(rows)
+    report.table(table)
+    return table
+
+
+def yardstick_discussion(report: Report, table: pd.DataFrame) -> None:
+    """Prose about the yardsticks, written from the measured table."""
+    lines = []
+    for row in table.to_dict("records"):
+        ds, acc = row["dataset"], row["classifier test accuracy"]
+        target = CLASSIFIER_TARGETS[ds]
+        verdict = "meets" if acc >= target else "falls short of"
+        lines.append(
+            f"- **{ds}**: the classifier reaches {acc:.2%} test accuracy after "
+            f"{row['classifier epochs']} epochs ({row['classifier train time (s)']:.0f} s of training), "
+            f"which {verdict} the {target:.0%} aim. The FID of held-out real test images against the "
+            f"training-set reference is {row['FID real floor']:.3g}: no model's samples can be expected "
+            f"to score lower with this many images.")
+    if report.profile.name == "smoke":
+        lines.append("- This is the `smoke` profile: tiny classifiers on a few thousand images, so these "
+                     "numbers only show that the pipeline runs; build with `PROFILE=cpu` or `gpu` for "
+                     "meaningful values.")
+    report.say("\n".join(lines))

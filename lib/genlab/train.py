@@ -1,0 +1,238 @@
+"""The one training loop every genlab model goes through.
+
+A model owns its loss: it subclasses `TrainableModule` and implements `loss()`
+(one optimiser) or overrides `train_step()` (several optimisers, as GANs do).
+`fit()` does the rest, plainly:
+
+* seeded, reproducible batches drawn from in-memory tensors;
+* a tqdm progress bar, per-epoch train and validation metrics in a DataFrame;
+* a NaN/inf guard that stops with a message naming model, epoch and step;
+* an atomic checkpoint after every epoch, and resume from it after a crash;
+* a cache keyed by the full configuration: the same call twice trains once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from genlab.atomic import save_json, save_torch
+from genlab.config import config_dict
+from genlab.errors import GenlabError
+from genlab.paths import cache_dir
+
+# Bump when a change to the loop or the models makes old checkpoints wrong.
+CACHE_VERSION = 1
+
+Batch = tuple[torch.Tensor, ...]
+
+
+class TrainableModule(nn.Module):
+    """What `fit()` needs from a model.
+
+    `loss(batch)` returns (scalar loss to minimise, dict of floats to log).
+    The default `train_step` runs one optimiser on it; override `train_step` for
+    anything else. `validation_metrics(batch)` defaults to the loss's metrics.
+    """
+
+    grad_clip: float | None = None
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def configure_schedulers(self, optimizers, total_steps: int) -> list:
+        """Per-step learning-rate schedulers (none by default)."""
+        return []
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def train_step(self, batch: Batch, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
+        (opt,) = optimizers.values()
+        loss, metrics = self.loss(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip:
+            nn.utils.clip_grad_norm_(self.parameters(), self.grad_clip)
+        opt.step()
+        return {"loss": loss.item(), **metrics}
+
+    @torch.no_grad()
+    def validation_metrics(self, batch: Batch) -> dict[str, float]:
+        loss, metrics = self.loss(batch)
+        return {"loss": loss.item(), **metrics}
+
+
+@dataclass
+class FitResult:
+    model: TrainableModule
+    history: pd.DataFrame      # one row per epoch: epoch, train_*, val_*, seconds
+    cached: bool               # True when nothing was trained in this call
+    run_dir: Path
+
+    @property
+    def train_seconds(self) -> float:
+        """Wall time the training took when it ran (summed over resumed parts)."""
+        return float(self.history["seconds"].sum()) if len(self.history) else 0.0
+
+
+def cache_key(name: str, config: Any, data_id: str) -> str:
+    blob = json.dumps({"name": name, "config": config_dict(config), "data": data_id,
+                       "version": CACHE_VERSION}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _progress_enabled() -> bool:
+    return os.environ.get("GENLAB_PROGRESS", "1") != "0"
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator | None, drop_last: bool):
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    for i in range(0, stop, batch_size):
+        yield order[i:i + batch_size]
+
+
+def _to(batch: Batch, device) -> Batch:
+    return tuple(t.to(device, non_blocking=True) for t in batch)
+
+
+@torch.no_grad()
+def evaluate(model: TrainableModule, data: Batch, batch_size: int = 500, device=None) -> dict[str, float]:
+    """Validation metrics averaged over `data`, weighted by batch size."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    totals: dict[str, float] = {}
+    n_total = 0
+    for idx in _batches(len(data[0]), batch_size, None, drop_last=False):
+        metrics = model.validation_metrics(_to(tuple(t[idx] for t in data), device))
+        for k, v in metrics.items():
+            totals[k] = totals.get(k, 0.0) + float(v) * len(idx)
+        n_total += len(idx)
+    model.train(was_training)
+    return {k: v / n_total for k, v in totals.items()}
+
+
+def _check_finite(name: str, metrics: dict[str, float], epoch: int, step: int, run_dir: Path) -> None:
+    for k, v in metrics.items():
+        if not math.isfinite(float(v)):
+            raise GenlabError(
+                f"{name}: '{k}' became {v} at epoch {epoch}, step {step}; training stopped. "
+                f"Try a lower learning rate, gradient clipping or a warm-up, and check the input "
+                f"scaling; the last good checkpoint is kept in {run_dir}"
+            )
+
+
+def fit(
+    name: str,
+    build: Callable[[], TrainableModule],
+    config: Any,
+    train: Batch,
+    *,
+    epochs: int,
+    batch_size: int,
+    data_id: str,
+    val: Batch | None = None,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    on_epoch_end: Callable[[TrainableModule, int], dict[str, float]] | None = None,
+) -> FitResult:
+    """Train `build()` on the in-memory tensors `train` for `epochs`, or load it.
+
+    `config` (a dataclass) and `data_id` (a string naming the exact data) must
+    together determine the model and its training: they form the cache key. A
+    finished run with the same key is loaded, not retrained; an unfinished one
+    resumes after its last completed epoch. `on_epoch_end(model, epoch)` may
+    return extra metrics for the history (e.g. FID of samples).
+    """
+    device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    key = cache_key(name, {"config": config, "epochs": epochs, "batch_size": batch_size, "seed": seed}, data_id)
+    run_dir = cache_dir() / "runs" / f"{name}-{key}"
+    ckpt_path = run_dir / "checkpoint.pt"
+
+    torch.manual_seed(seed)
+    model = build().to(device)
+    optimizers = model.configure_optimizers()
+    n = len(train[0])
+    steps_per_epoch = max(1, n // batch_size) if n >= batch_size else 1
+    schedulers = model.configure_schedulers(optimizers, steps_per_epoch * epochs)
+    rows: list[dict] = []
+    start_epoch = 1
+
+    if ckpt_path.exists():
+        try:
+            state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        except Exception as e:
+            raise GenlabError(f"{name}: cannot read checkpoint {ckpt_path} ({e}); delete that folder "
+                              f"to retrain from scratch") from e
+        model.load_state_dict(state["model"])
+        rows = state["history"]
+        if state["finished"]:
+            model.eval()
+            return FitResult(model, pd.DataFrame(rows), cached=True, run_dir=run_dir)
+        for k, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][k])
+        for sched, s in zip(schedulers, state["schedulers"]):
+            sched.load_state_dict(s)
+        torch.set_rng_state(state["rng"])
+        if torch.cuda.is_available() and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        start_epoch = state["epoch"] + 1
+    else:
+        save_json({"name": name, "data": data_id, "epochs": epochs, "batch_size": batch_size,
+                   "seed": seed, "config": config_dict(config)}, run_dir / "config.json")
+
+    model.train()
+    for epoch in range(start_epoch, epochs + 1):
+        t0 = time.perf_counter()
+        # The order of an epoch depends only on (seed, epoch), so a resumed run draws
+        # exactly the batches the uninterrupted one would have.
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        sums: dict[str, float] = {}
+        steps = 0
+        bar = tqdm(total=steps_per_epoch, desc=f"{name} {epoch}/{epochs}", leave=False,
+                   disable=not _progress_enabled())
+        for idx in _batches(n, batch_size, gen, drop_last=True):
+            metrics = model.train_step(_to(tuple(t[idx] for t in train), device), optimizers)
+            steps += 1
+            _check_finite(name, metrics, epoch, steps, run_dir)
+            for sched in schedulers:
+                sched.step()
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            bar.update(1)
+            if steps % 20 == 0:
+                bar.set_postfix({k: f"{v / steps:.4g}" for k, v in list(sums.items())[:3]})
+        bar.close()
+        row = {"epoch": epoch, **{f"train_{k}": v / steps for k, v in sums.items()}}
+        if val is not None:
+            row.update({f"val_{k}": v for k, v in evaluate(model, val, device=device).items()})
+        if on_epoch_end is not None:
+            model.eval()
+            row.update(on_epoch_end(model, epoch))
+            model.train()
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+        save_torch({
+            "model": model.state_dict(),
+            "optimizers": {k: opt.state_dict() for k, opt in optimizers.items()},
+            "schedulers": [s.state_dict() for s in schedulers],
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "epoch": epoch,
+            "history": rows,
+            "finished": epoch == epochs,
+        }, ckpt_path)
+    model.eval()
+    return FitResult(model, pd.DataFrame(rows), cached=False, run_dir=run_dir)

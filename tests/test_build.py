@@ -1,0 +1,95 @@
+import json
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from genlab import GenlabError, build
+
+
+def tiny_notebook(path, body):
+    nb = new_notebook()
+    params = new_code_cell('profile = "cpu"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_parse_params_reads_literals():
+    assert build.parse_params(["lr=0.001", "name=foo", "n=3"]) == {"lr": 0.001, "name": "foo", "n": 3}
+    with pytest.raises(GenlabError, match="name=value"):
+        build.parse_params(["oops"])
+
+
+def test_unknown_notebook_parameter_is_rejected_before_running():
+    with pytest.raises(GenlabError, match="unknown parameter.*epochz for flows.ipynb; valid: profile"):
+        build.check_params(build.NOTEBOOK_DIR / "flows.ipynb", {"epochz": 3})
+
+
+def test_unknown_profile_gives_one_line(capsys, tmp_path):
+    assert build.main(["--profile", "fast", "--reports", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: unknown profile 'fast'; choose one of smoke, cpu, gpu (e.g. make report PROFILE=smoke)"
+
+
+def test_notebooks_are_stored_clean_with_tagged_parameters():
+    for name in build.NOTEBOOKS:
+        nb = nbformat.read(build.NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+        assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), name
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), name
+        headings = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()
+                    if line.startswith("## ")]
+        assert headings == ["## Architecture Implementation", "## Training Methodology & Validation Metrics",
+                            "## Hyperparameter Experiments & Visual Results", "## Discussion"], name
+
+
+def test_a_failing_notebook_keeps_the_previous_report(tmp_path, monkeypatch, capsys):
+    notebooks, reports = tmp_path / "nbs", tmp_path / "reports"
+    notebooks.mkdir()
+    monkeypatch.setattr(build, "NOTEBOOK_DIR", notebooks)
+    tiny_notebook(notebooks / "flows.ipynb", 'print("good report", profile)')
+    assert build.main(["--notebooks", "flows", "--no-pdf", "--reports", str(reports)]) == 0
+    good = (reports / "flows.html").read_text()
+    assert "good report" in good
+    tiny_notebook(notebooks / "flows.ipynb", 'raise ValueError("the model diverged")')
+    assert build.main(["--notebooks", "flows", "--no-pdf", "--reports", str(reports)]) == 1
+    err = capsys.readouterr().err
+    assert "error: notebook flows failed in cell 2" in err and "ValueError: the model diverged" in err
+    assert "previous report is kept" in err
+    assert (reports / "flows.html").read_text() == good
+    assert (reports / "failed" / "flows.ipynb").exists()
+    assert not list(reports.glob(".staging-*"))
+
+
+@pytest.mark.slow
+def test_smoke_build_of_all_notebooks(tmp_path, capsys):
+    reports = tmp_path / "reports"
+    assert build.main(["--profile", "smoke", "--no-pdf", "--reports", str(reports)]) == 0, capsys.readouterr().err
+    index = (reports / "index.html").read_text()
+    for name in build.NOTEBOOKS:
+        html = (reports / f"{name}.html").read_text()
+        assert "Training Methodology &amp; Validation Metrics" in html and "Traceback" not in html
+        meta = json.loads((reports / f"{name}.json").read_text())
+        assert meta["profile"] == "smoke" and meta["headlines"]
+        for h in meta["headlines"]:
+            assert isinstance(h["value"], float) and h["unit"] and h["dataset"]
+            assert f"<td>{h['metric']}</td>" in index
+        assert (reports / "samples" / name / "real_mnist.pt").exists()
+    assert (reports / "samples" / "gans" / "real_cifar10.pt").exists()
+    # The classifiers trained in the flows build; the later notebooks reused them.
+    assert "False" in yardstick_table(reports / "flows.ipynb")
+    assert "False" not in yardstick_table(reports / "autoencoders.ipynb")
+    # A second build with nothing changed trains nothing: every classifier comes from the cache.
+    assert build.main(["--profile", "smoke", "--no-pdf", "--notebooks", "flows", "--reports", str(reports)]) == 0
+    table = yardstick_table(reports / "flows.ipynb")
+    assert "True" in table and "False" not in table
+
+
+def yardstick_table(executed):
+    """The Markdown table of a built notebook that says whether each classifier came from the cache."""
+    nb = nbformat.read(executed, as_version=4)
+    tables = [o["data"]["text/markdown"] for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if "text/markdown" in o.get("data", {}) and "loaded from cache" in o["data"]["text/markdown"]]
+    assert len(tables) == 1
+    return tables[0]

@@ -1,0 +1,111 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from genlab import GenlabError
+from genlab.train import cache_key
+from toy import Toy, ToyConfig, run
+
+HERE = Path(__file__).parent
+
+
+def same_parameters(a, b):
+    return all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_fit_trains_and_keeps_per_epoch_history():
+    result = run()
+    h = result.history
+    assert list(h["epoch"]) == [1, 2, 3, 4]
+    assert {"train_loss", "val_loss", "seconds"} <= set(h.columns)
+    assert h["val_loss"].iloc[-1] < h["val_loss"].iloc[0]
+    assert not result.cached and (result.run_dir / "checkpoint.pt").exists()
+
+
+def test_same_configuration_is_loaded_from_the_cache_not_retrained():
+    first = run()
+    Toy.steps_taken = 0
+    second = run()
+    assert second.cached and Toy.steps_taken == 0
+    assert same_parameters(first.model, second.model)
+    assert second.history.equals(first.history)
+
+
+def test_another_configuration_trains_again():
+    run()
+    Toy.steps_taken = 0
+    other = run(ToyConfig(lr=0.01))
+    assert not other.cached and Toy.steps_taken > 0
+    assert cache_key("toy", ToyConfig(), "toy") != cache_key("toy", ToyConfig(lr=0.01), "toy")
+
+
+def test_training_is_seeded_and_reproducible(tmp_path, monkeypatch):
+    a = run()
+    monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "other-cache"))
+    b = run()
+    assert not b.cached and same_parameters(a.model, b.model)
+
+
+def test_nan_loss_stops_with_model_epoch_and_step():
+    Toy.steps_taken = 0
+    with pytest.raises(GenlabError, match=r"toy: 'loss' became nan at epoch 2, step 3; .*learning rate"):
+        run(ToyConfig(nan_at_step=8 + 3))    # 8 steps per epoch
+
+
+def test_resume_after_an_exception_matches_uninterrupted(tmp_path, monkeypatch):
+    reference = run()
+    monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "interrupted"))
+    Toy.steps_taken = 0
+    with pytest.raises(GenlabError):
+        run(ToyConfig(nan_at_step=8 * 2 + 5))    # dies in epoch 3, after two checkpoints
+    # The same configuration minus the fault (nan_at_step is part of the key, so
+    # point the clean config at the interrupted run's checkpoint by copying it).
+    from genlab.train import cache_key as key
+    interrupted = next((tmp_path / "interrupted" / "runs").iterdir())
+    target = interrupted.with_name("toy-" + key("toy", {"config": ToyConfig(), "epochs": 4, "batch_size": 32,
+                                                        "seed": 0}, "toy"))
+    interrupted.rename(target)
+    Toy.steps_taken = 0
+    resumed = run()
+    assert Toy.steps_taken == 8 * 2              # only epochs 3 and 4 ran again
+    assert list(resumed.history["epoch"]) == [1, 2, 3, 4]
+    assert same_parameters(reference.model, resumed.model)
+
+
+def test_resume_after_kill_9_matches_uninterrupted(tmp_path, monkeypatch):
+    cache = tmp_path / "killed"
+    env = {**os.environ, "GENLAB_CACHE": str(cache), "TOY_SLEEP": "0.05",
+           "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, str(HERE / "toy.py")], env=env)
+    try:
+        deadline = time.time() + 60
+        ckpt = None
+        while time.time() < deadline:
+            found = list(cache.glob("runs/*/checkpoint.pt"))
+            if found:
+                ckpt = found[0]
+                break
+            time.sleep(0.05)
+        assert ckpt is not None, "no checkpoint appeared"
+        time.sleep(0.15)                      # well into epoch 2
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    state = torch.load(ckpt, weights_only=False)
+    assert not state["finished"] and state["epoch"] < 4
+    monkeypatch.setenv("GENLAB_CACHE", str(cache))
+    Toy.steps_taken = 0
+    resumed = run(ToyConfig(sleep=0.05))
+    assert not resumed.cached and Toy.steps_taken == 8 * (4 - state["epoch"])
+    monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "clean"))
+    reference = run(ToyConfig(sleep=0.05))
+    assert same_parameters(reference.model, resumed.model)
+    assert list(resumed.history["epoch"]) == [1, 2, 3, 4]
