@@ -34,6 +34,7 @@ class DatasetSpec:
     files: dict[str, str]           # file name -> sha256 of the original
     classes: tuple[str, ...]
     torchvision_class: str
+    title: str                      # how reports name it
 
 
 _MNIST_CLASSES = tuple(str(i) for i in range(10))
@@ -47,7 +48,7 @@ SPECS: dict[str, DatasetSpec] = {
             "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
             "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
         },
-        _MNIST_CLASSES, "MNIST"),
+        _MNIST_CLASSES, "MNIST", "MNIST"),
     "fashion_mnist": DatasetSpec(
         "fashion_mnist", "FashionMNIST/raw",
         {
@@ -58,7 +59,7 @@ SPECS: dict[str, DatasetSpec] = {
         },
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-        "FashionMNIST"),
+        "FashionMNIST", "Fashion-MNIST"),
     "cifar10": DatasetSpec(
         "cifar10", "cifar-10-batches-py",
         {
@@ -72,7 +73,7 @@ SPECS: dict[str, DatasetSpec] = {
         },
         ("airplane", "automobile", "bird", "cat", "deer",
          "dog", "frog", "horse", "ship", "truck"),
-        "CIFAR10"),
+        "CIFAR10", "CIFAR-10"),
 }
 
 
@@ -215,6 +216,10 @@ class Dataset:
     y_test: torch.Tensor
     classes: tuple[str, ...]
     root: Path
+
+    @property
+    def title(self) -> str:
+        return SPECS[self.name].title
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -100,31 +100,34 @@ class Report:
 
 
 def dataset_overview(report: Report, dataset: str) -> dict:
-    """Show a grid of real images, train or load the dataset's classifier, and
-    measure it: test accuracy and the real-data FID floor. Returns a table row."""
+    """Show real images beside the learning curve of the dataset's classifier, and
+    measure the classifier: test accuracy and the real-data FID floor. Returns a table row."""
     ds = gdata.load(dataset)
-    n = report.profile.grid_images
-    # A fixed, class-balanced selection so that every class appears in the grid.
-    per_class = max(1, n // len(ds.classes))
-    idx = torch.cat([torch.nonzero(ds.y_test == c)[:per_class, 0] for c in range(len(ds.classes))])
-    report.grid(f"real_{ds.name}", ds.x_test[idx][:n], f"{ds.name}: real test images",
-                nrow=min(8, n), config={"source": f"{ds.name} test set", "indices": idx[:n].tolist()})
+    k = len(ds.classes)
+    per_class = max(1, report.profile.grid_images // k)
+    # Column c holds the first test images of class c, so every class is shown.
+    firsts = [torch.nonzero(ds.y_test == c)[:per_class, 0] for c in range(k)]
+    idx = torch.stack(firsts, 1).flatten()
+    report.save_samples(f"real_{ds.name}", ds.x_test[idx],
+                        {"source": f"{ds.name} test set", "indices": idx.tolist()})
     ys = yardstick(ds.name, report.profile.name)
-    fig = plot_history(ys.fit_result.history, ["train_accuracy", "val_accuracy"],
-                       title=f"{ds.name} classifier", ylabel="accuracy")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2), gridspec_kw={"width_ratios": [1.4, 1]})
+    show_grid(ds.x_test[idx], f"{ds.title}: real test images, one column per class", nrow=k, ax=left)
+    plot_history(ys.fit_result.history, ["train_accuracy", "val_accuracy"],
+                 title=f"{ds.title} classifier", ylabel="accuracy", ax=right)
     plt.show()
     plt.close(fig)
     report.headline("classifier test accuracy", ys.test_accuracy, "fraction", ds.name)
     report.headline("FID real floor", ys.fid_floor, "FID", ds.name)
     return {
-        "dataset": ds.name,
-        "train / test": f"{len(ds.x_train)} / {len(ds.x_test)}",
-        "classifier test accuracy": ys.test_accuracy,
-        "classifier epochs": int(ys.fit_result.history["epoch"].max()),
-        "classifier train time (s)": round(ys.fit_result.train_seconds, 1),
-        "loaded from cache": ys.fit_result.cached,
-        "FID real floor": ys.fid_floor,
-        "FID images (real floor / reference)": f"{min(report.profile.fid_samples, len(ds.x_test))} / {ys.n_reference}",
+        "dataset": ds.title,
+        "test accuracy": ys.test_accuracy,
+        "epochs": int(ys.fit_result.history["epoch"].max()),
+        "train time (s)": round(ys.fit_result.train_seconds, 1),
+        "from cache": ys.fit_result.cached,
+        "FID floor": ys.fid_floor,
+        "FID images": min(report.profile.fid_samples, len(ds.x_test)),
+        "reference images": ys.n_reference,
     }
 
 
@@ -144,15 +147,15 @@ def yardstick_discussion(report: Report, table: pd.DataFrame) -> None:
     """Prose about the yardsticks, written from the measured table."""
     lines = []
     for row in table.to_dict("records"):
-        ds, acc = row["dataset"], row["classifier test accuracy"]
-        target = CLASSIFIER_TARGETS[ds]
+        ds, acc = row["dataset"], row["test accuracy"]
+        target = CLASSIFIER_TARGETS[gdata.canonical_name(ds)]
         verdict = "meets" if acc >= target else "falls short of"
         lines.append(
             f"- **{ds}**: the classifier reaches {acc:.2%} test accuracy after "
-            f"{row['classifier epochs']} epochs ({row['classifier train time (s)']:.0f} s of training), "
-            f"which {verdict} the {target:.0%} aim. The FID of held-out real test images against the "
-            f"training-set reference is {row['FID real floor']:.3g}: no model's samples can be expected "
-            f"to score lower with this many images.")
+            f"{row['epochs']} epochs ({row['train time (s)']:.0f} s of training), "
+            f"which {verdict} the {target:.0%} aim. The FID of {row['FID images']} held-out real test "
+            f"images against the training-set reference is {row['FID floor']:.3g}: no model's samples "
+            f"can be expected to score lower with this many images.")
     if report.profile.name == "smoke":
         lines.append("- This is the `smoke` profile: tiny classifiers on a few thousand images, so these "
                      "numbers only show that the pipeline runs; build with `PROFILE=cpu` or `gpu` for "

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import torch
 from torchvision.utils import make_grid
@@ -52,6 +53,7 @@ def plot_history(history: pd.DataFrame, columns: Sequence[str] | None = None, ti
     for c in columns:
         ax.plot(history["epoch"], history[c], marker="o", ms=3, label=c)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)

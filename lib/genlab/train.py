@@ -24,7 +24,7 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: works in terminals and notebooks alike
 
 from genlab.atomic import save_json, save_torch
 from genlab.config import config_dict
@@ -116,6 +116,7 @@ def evaluate(model: TrainableModule, data: Batch, batch_size: int = 500, device=
     totals: dict[str, float] = {}
     n_total = 0
     for idx in _batches(len(data[0]), batch_size, None, drop_last=False):
+        idx = idx.to(data[0].device)
         metrics = model.validation_metrics(_to(tuple(t[idx] for t in data), device))
         for k, v in metrics.items():
             totals[k] = totals.get(k, 0.0) + float(v) * len(idx)
@@ -193,6 +194,9 @@ def fit(
         save_json({"name": name, "data": data_id, "epochs": epochs, "batch_size": batch_size,
                    "seed": seed, "config": config_dict(config)}, run_dir / "config.json")
 
+    # The whole data set moves to the device once (a no-op on the CPU); batches are index slices.
+    train = _to(train, device)
+    val = _to(val, device) if val is not None else None
     model.train()
     for epoch in range(start_epoch, epochs + 1):
         t0 = time.perf_counter()
@@ -204,7 +208,8 @@ def fit(
         bar = tqdm(total=steps_per_epoch, desc=f"{name} {epoch}/{epochs}", leave=False,
                    disable=not _progress_enabled())
         for idx in _batches(n, batch_size, gen, drop_last=True):
-            metrics = model.train_step(_to(tuple(t[idx] for t in train), device), optimizers)
+            idx = idx.to(device)
+            metrics = model.train_step(tuple(t[idx] for t in train), optimizers)
             steps += 1
             _check_finite(name, metrics, epoch, steps, run_dir)
             for sched in schedulers:
