@@ -1,0 +1,400 @@
+"""RealNVP: a multi-scale affine coupling flow, readable top to bottom.
+
+Every piece is a `Transform`: `forward(x) -> (y, logdet)` and
+`inverse(y) -> (x, logdet)`, where logdet is log|det dy/dx| (forward) or
+log|det dx/dy| (inverse), one value per sample. Pieces compose with `Chain`.
+
+The likelihood is of the discrete 8-bit data. The preprocessing is part of the
+flow, with its log-dets:
+
+    x in {0..255}  --UniformDequantization-->  (x + u) / 256 in [0, 1)
+                   --Logit(alpha)----------->  logit(alpha + (1 - 2 alpha) y)
+                   --MultiScale------------->  z ~ N(0, I)
+
+so  log P(x) >= E_u[log N(z) + sum of logdets]  and bits/dim = -log P(x) / (D ln 2).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from genlab.train import TrainableModule
+
+LOG2 = math.log(2.0)
+
+
+def _sum_per_sample(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1).sum(1)
+
+
+class Transform(nn.Module):
+    """A bijection with a tractable log|det J|."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
+class Chain(Transform):
+    """Transforms applied one after the other; log-dets add up."""
+
+    def __init__(self, *transforms: Transform):
+        super().__init__()
+        self.transforms = nn.ModuleList(transforms)
+
+    def forward(self, x):
+        total = x.new_zeros(x.shape[0])
+        for t in self.transforms:
+            x, logdet = t(x)
+            total = total + logdet
+        return x, total
+
+    def inverse(self, y):
+        total = y.new_zeros(y.shape[0])
+        for t in reversed(self.transforms):
+            y, logdet = t.inverse(y)
+            total = total + logdet
+        return y, total
+
+
+# --- preprocessing ---------------------------------------------------------------------
+
+class UniformDequantization(Transform):
+    """{0..255} -> [0, 1): add uniform noise, divide by 256.
+
+    Dividing by 256 has log-det -D log 256; with it the continuous density bounds
+    the probability of the discrete image from below. The inverse rounds down.
+    """
+
+    def forward(self, x):
+        x = x if x.is_floating_point() else x.to(torch.get_default_dtype())
+        noise = torch.rand_like(x) if self.training else torch.full_like(x, 0.5)
+        d = x[0].numel()
+        return (x + noise) / 256.0, x.new_full((x.shape[0],), -d * math.log(256.0))
+
+    def inverse(self, y):
+        d = y[0].numel()
+        x = torch.floor(y * 256.0).clamp(0, 255)
+        return x, y.new_full((y.shape[0],), d * math.log(256.0))
+
+
+class Logit(Transform):
+    """[0, 1] -> R: y = logit(alpha + (1 - 2 alpha) x); alpha keeps it finite at 0 and 1."""
+
+    def __init__(self, alpha: float = 1e-6):
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x):
+        s = self.alpha + (1 - 2 * self.alpha) * x
+        y = torch.log(s) - torch.log1p(-s)
+        logdet = _sum_per_sample(-torch.log(s) - torch.log1p(-s)) + x[0].numel() * math.log(1 - 2 * self.alpha)
+        return y, logdet
+
+    def inverse(self, y):
+        s = torch.sigmoid(y)
+        x = (s - self.alpha) / (1 - 2 * self.alpha)
+        logdet = _sum_per_sample(F.logsigmoid(y) + F.logsigmoid(-y)) - y[0].numel() * math.log(1 - 2 * self.alpha)
+        return x, logdet
+
+
+# --- flow layers -----------------------------------------------------------------------
+
+class Squeeze(Transform):
+    """Space to depth: C x H x W -> 4C x H/2 x W/2. A permutation, so log-det 0."""
+
+    def forward(self, x):
+        return F.pixel_unshuffle(x, 2), x.new_zeros(x.shape[0])
+
+    def inverse(self, y):
+        return F.pixel_shuffle(y, 2), y.new_zeros(y.shape[0])
+
+
+class ActNorm(Transform):
+    """Per-channel affine y = (x + b) * exp(log_s), initialised from the first batch
+    so that every channel starts with zero mean and unit variance (Glow)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.log_scale = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    @torch.no_grad()
+    def _init(self, x):
+        mean = x.mean((0, 2, 3), keepdim=True)
+        std = x.std((0, 2, 3), keepdim=True)
+        self.bias.copy_(-mean)
+        self.log_scale.copy_(-torch.log(std + 1e-6))
+        self.initialized.fill_(True)
+
+    def forward(self, x):
+        if self.training and not self.initialized:
+            self._init(x)
+        hw = x.shape[2] * x.shape[3]
+        return (x + self.bias) * torch.exp(self.log_scale), self.log_scale.sum().expand(x.shape[0]) * hw
+
+    def inverse(self, y):
+        hw = y.shape[2] * y.shape[3]
+        return y * torch.exp(-self.log_scale) - self.bias, -self.log_scale.sum().expand(y.shape[0]) * hw
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, h):
+        return h + self.conv2(F.relu(self.conv1(F.relu(h))))
+
+
+class CouplingNet(nn.Module):
+    """A small ResNet: masked input (+ the mask itself) -> per-pixel log-scale and shift.
+
+    The output convolution starts at zero, so every coupling starts as the identity:
+    the usual way to keep a deep flow stable at the first steps.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, hidden: int, blocks: int):
+        super().__init__()
+        self.inp = nn.Conv2d(in_channels + 1, hidden, 3, padding=1)
+        self.blocks = nn.Sequential(*[ResidualBlock(hidden) for _ in range(blocks)])
+        self.out = nn.Conv2d(hidden, 2 * out_channels, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x, mask):
+        h = self.inp(torch.cat([x, mask.expand(x.shape[0], 1, *x.shape[2:])], 1))
+        return self.out(F.relu(self.blocks(h))).chunk(2, 1)
+
+
+def checkerboard(h: int, w: int, parity: int) -> torch.Tensor:
+    return (((torch.arange(h)[:, None] + torch.arange(w)[None, :]) % 2) == parity).float()[None, None]
+
+
+class AffineCoupling(Transform):
+    """y = x_a ⊕ (x_b * exp(s(x_a)) + t(x_a)), with x_a = the masked part.
+
+    mask = 'checkerboard' (spatial, alternating parity) or 'channel' (first or second
+    half of the channels). The log-scale is bounded, s = scale * tanh(s_raw / scale),
+    with a learned per-channel `scale`: unbounded exp(s) is what blows flows up.
+    """
+
+    def __init__(self, channels: int, size: int, mask: str, parity: int, hidden: int, blocks: int):
+        super().__init__()
+        if mask == "checkerboard":
+            m = checkerboard(size, size, parity).expand(1, channels, size, size).clone()
+        elif mask == "channel":
+            m = torch.zeros(1, channels, 1, 1)
+            half = channels // 2
+            m[:, :half] = 1.0 if parity == 0 else 0.0
+            m[:, half:] = 0.0 if parity == 0 else 1.0
+            m = m.expand(1, channels, size, size).clone()
+        else:
+            raise ValueError(f"unknown mask {mask!r}; use 'checkerboard' or 'channel'")
+        self.register_buffer("mask", m)
+        self.net = CouplingNet(channels, channels, hidden, blocks)
+        self.scale = nn.Parameter(torch.ones(1, channels, 1, 1))
+
+    def _s_t(self, x_masked):
+        s_raw, t = self.net(x_masked, self.mask[:, :1])
+        s = self.scale * torch.tanh(s_raw / self.scale)
+        keep = 1 - self.mask
+        return s * keep, t * keep
+
+    def forward(self, x):
+        x_a = x * self.mask
+        s, t = self._s_t(x_a)
+        y = x_a + (1 - self.mask) * (x * torch.exp(s) + t)
+        return y, _sum_per_sample(s)
+
+    def inverse(self, y):
+        y_a = y * self.mask
+        s, t = self._s_t(y_a)
+        x = y_a + (1 - self.mask) * ((y - t) * torch.exp(-s))
+        return x, -_sum_per_sample(s)
+
+
+# --- the multi-scale architecture ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """RealNVP's shape and training. Plain values: the config is the cache key."""
+
+    image_shape: tuple[int, int, int] = (1, 28, 28)
+    scales: int = 2              # resolution levels: 2 = 28 and 14, 3 = 28, 14 and 7
+    couplings: int = 3           # coupling layers per mask type and level
+    hidden: int = 64             # channels of each coupling network
+    blocks: int = 1              # residual blocks per coupling network
+    masks: str = "checkerboard+channel"   # or "channel" (squeeze first, channel masks only)
+    actnorm: bool = True
+    alpha: float = 1e-6          # logit's margin
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    grad_clip: float = 100.0
+    weight_decay: float = 0.0
+
+
+class FlowLevel(Transform):
+    """One resolution: [checkerboard couplings], squeeze, [channel couplings].
+
+    With masks='channel' the squeeze comes first and only channel masks follow
+    (each with its own alternating parity), as in Glow without the 1x1 convs."""
+
+    def __init__(self, channels: int, size: int, cfg: FlowConfig, last: bool):
+        super().__init__()
+        layers: list[Transform] = []
+
+        def couple(c, s, mask, i):
+            if cfg.actnorm:
+                layers.append(ActNorm(c))
+            layers.append(AffineCoupling(c, s, mask, i % 2, cfg.hidden, cfg.blocks))
+
+        if cfg.masks == "checkerboard+channel":
+            n_checker = cfg.couplings + (1 if last else 0)
+            for i in range(n_checker):
+                couple(channels, size, "checkerboard", i)
+            if not last:
+                layers.append(Squeeze())
+                for i in range(cfg.couplings):
+                    couple(4 * channels, size // 2, "channel", i)
+        elif cfg.masks == "channel":
+            if channels == 1 or not last:   # a single channel cannot be split by channel
+                layers.append(Squeeze())
+                channels, size = 4 * channels, size // 2
+            for i in range(2 * cfg.couplings):
+                couple(channels, size, "channel", i)
+        else:
+            raise ValueError(f"unknown masks {cfg.masks!r}; use 'checkerboard+channel' or 'channel'")
+        self.chain = Chain(*layers)
+
+    def forward(self, x):
+        return self.chain(x)
+
+    def inverse(self, y):
+        return self.chain.inverse(y)
+
+
+class MultiScaleFlow(Transform):
+    """Levels with factor-out: after each level but the last, half the channels leave
+    as latents (they are Gaussian from here on) and the rest go on to the next level.
+
+    forward: image-shaped x -> flat z (N, D), all factored-out parts concatenated.
+    """
+
+    def __init__(self, cfg: FlowConfig):
+        super().__init__()
+        c, h, _ = cfg.image_shape
+        self.levels = nn.ModuleList()
+        self.shapes: list[tuple[int, int, int]] = []   # shape of each level's output
+        for level in range(cfg.scales):
+            last = level == cfg.scales - 1
+            lvl = FlowLevel(c, h, cfg, last)
+            self.levels.append(lvl)
+            with torch.no_grad():
+                out_shape = lvl.eval()(torch.zeros(1, c, h, h))[0].shape[1:]
+            lvl.train()
+            self.shapes.append(tuple(out_shape))
+            if not last:
+                c, h = out_shape[0] // 2, out_shape[1]   # half the channels go on
+
+    def forward(self, x):
+        zs, total = [], x.new_zeros(x.shape[0])
+        for i, level in enumerate(self.levels):
+            x, logdet = level(x)
+            total = total + logdet
+            if i < len(self.levels) - 1:
+                half = x.shape[1] // 2
+                zs.append(x[:, half:].flatten(1))
+                x = x[:, :half]
+        zs.append(x.flatten(1))
+        return torch.cat(zs, 1), total
+
+    def inverse(self, z):
+        # Cut the flat z back into the per-level pieces, last level first.
+        sizes = []
+        for i, (c, h, w) in enumerate(self.shapes):
+            last = i == len(self.shapes) - 1
+            sizes.append((c if last else c // 2, h, w))
+        pieces = list(torch.split(z, [c * h * w for c, h, w in sizes], 1))
+        total = z.new_zeros(z.shape[0])
+        x = pieces[-1].view(-1, *sizes[-1])
+        for i in reversed(range(len(self.levels))):
+            if i < len(self.levels) - 1:
+                x = torch.cat([x, pieces[i].view(-1, *sizes[i])], 1)
+            x, logdet = self.levels[i].inverse(x)
+            total = total + logdet
+        return x, total
+
+
+def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    return -0.5 * (z ** 2 + math.log(2 * math.pi)).sum(1)
+
+
+class RealNVP(TrainableModule):
+    """The full model: dequantisation, logit, multi-scale flow, Gaussian prior."""
+
+    def __init__(self, cfg: FlowConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.grad_clip = cfg.grad_clip
+        self.flow = Chain(UniformDequantization(), Logit(cfg.alpha), MultiScaleFlow(cfg))
+        self.dims = math.prod(cfg.image_shape)
+
+    # --- likelihood ----------------------------------------------------------------
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log P(x) in nats for uint8 images x (a lower bound through dequantisation)."""
+        z, logdet = self.flow(x)
+        return standard_normal_log_prob(z) + logdet
+
+    def bits_per_dim(self, x: torch.Tensor) -> torch.Tensor:
+        """-log2 P(x) / D per image: nats / (D ln 2)."""
+        return -self.log_prob(x) / (self.dims * LOG2)
+
+    # --- latents and samples -------------------------------------------------------
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Images -> flat latents (dequantised at the centre of each pixel's bin)."""
+        was = self.training
+        self.eval()
+        z, _ = self.flow(x)
+        self.train(was)
+        return z
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Flat latents -> uint8 images."""
+        x, _ = self.flow.inverse(z)
+        return x.to(torch.uint8)
+
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n uint8 images from z ~ N(0, T^2 I). T=0 gives the image of the latent mode z=0."""
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.dims, generator=generator).to(device) * temperature
+        return self.decode(z)
+
+    # --- training ------------------------------------------------------------------
+    def configure_optimizers(self):
+        return {"adam": torch.optim.Adam(self.parameters(), lr=self.cfg.lr,
+                                         weight_decay=self.cfg.weight_decay)}
+
+    def configure_schedulers(self, optimizers, total_steps):
+        # Linear warm-up (a flow's first steps see wild gradients), then cosine decay.
+        warm = min(self.cfg.warmup_steps, max(1, total_steps // 10))
+
+        def factor(step):
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total_steps - warm)))
+
+        return [torch.optim.lr_scheduler.LambdaLR(optimizers["adam"], factor)]
+
+    def loss(self, batch):
+        bpd = self.bits_per_dim(batch[0]).mean()
+        return bpd, {"bits_per_dim": bpd.item()}
