@@ -243,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[genlab] building {name} (profile {args.profile}) ...", file=sys.stderr, flush=True)
         try:
             seconds = build_notebook(name, args.profile, params, args.reports, pdf)
-            print(f"[genlab] {name}: done in {seconds / 60:.1f} min -> reports/{name}.html"
-                  + (f", reports/{name}.pdf" if pdf else ""), file=sys.stderr, flush=True)
+            print(f"[genlab] {name}: done in {seconds / 60:.1f} min -> {args.reports / name}.html"
+                  + (f", {args.reports / name}.pdf" if pdf else ""), file=sys.stderr, flush=True)
         except GenlabError as e:
             failures += 1
             print(f"error: {e}", file=sys.stderr, flush=True)

@@ -70,11 +70,17 @@ class UniformDequantization(Transform):
 
     Dividing by 256 has log-det -D log 256; with it the continuous density bounds
     the probability of the discrete image from below. The inverse rounds down.
+    `centre=True` puts every pixel at the middle of its bin instead (deterministic,
+    for encoding images; not for likelihoods).
     """
+
+    def __init__(self, centre: bool = False):
+        super().__init__()
+        self.centre = centre
 
     def forward(self, x):
         x = x if x.is_floating_point() else x.to(torch.get_default_dtype())
-        noise = torch.rand_like(x) if self.training else torch.full_like(x, 0.5)
+        noise = torch.full_like(x, 0.5) if self.centre else torch.rand_like(x)
         d = x[0].numel()
         return (x + noise) / 256.0, x.new_full((x.shape[0],), -d * math.log(256.0))
 
@@ -346,6 +352,8 @@ class RealNVP(TrainableModule):
         self.cfg = cfg
         self.grad_clip = cfg.grad_clip
         self.flow = Chain(UniformDequantization(), Logit(cfg.alpha), MultiScaleFlow(cfg))
+        # The same layers with pixels at their bin centres: a deterministic encoder.
+        self.encoder = Chain(UniformDequantization(centre=True), *self.flow.transforms[1:])
         self.dims = math.prod(cfg.image_shape)
 
     # --- likelihood ----------------------------------------------------------------
@@ -359,14 +367,12 @@ class RealNVP(TrainableModule):
         return -self.log_prob(x) / (self.dims * LOG2)
 
     # --- latents and samples -------------------------------------------------------
+    @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Images -> flat latents (dequantised at the centre of each pixel's bin)."""
-        was = self.training
-        self.eval()
-        z, _ = self.flow(x)
-        self.train(was)
-        return z
+        """uint8 images -> flat latents (each pixel at the centre of its bin)."""
+        return self.encoder(x)[0]
 
+    @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Flat latents -> uint8 images."""
         x, _ = self.flow.inverse(z)

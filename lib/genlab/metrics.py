@@ -72,7 +72,8 @@ class SampleReport:
     fid: float
     fid_floor: float
     coverage: float
-    confidence: float
+    confidence: float              # mean of the classifier's top probability
+    confident_share: float         # share of samples whose top probability is >= 0.9
     histogram: list[float]
     conditional_accuracy: float | None = None
 
@@ -95,6 +96,7 @@ class Yardstick:
         self._fid = new_fid(self.extractor).to(self.device)
         n_ref = self.profile.fid_reference or len(self.dataset.x_train)
         self.n_reference = n_ref
+        self._floors: dict[int, float] = {}
         for i in range(0, n_ref, 2000):
             self._fid.update(self._prep(self.dataset.x_train[i:min(i + 2000, n_ref)]), real=True)
 
@@ -112,10 +114,18 @@ class Yardstick:
             self._fid.update(self._prep(images[i:i + 2000]), real=False)
         return float(self._fid.compute())
 
-    @functools.cached_property
+    @property
     def fid_floor(self) -> float:
-        """FID of `fid_samples` held-out real test images: the best a model can hope for."""
-        return self.fid(self.dataset.x_test[: self.profile.fid_samples])
+        """FID of the profile's `fid_samples` held-out real test images."""
+        return self.floor(self.profile.fid_samples)
+
+    def floor(self, n: int) -> float:
+        """FID of n held-out real test images against the reference: the best a model's
+        n samples can hope for (FID is biased upwards for small n, so compare like counts)."""
+        n = min(n, len(self.dataset.x_test))
+        if n not in self._floors:
+            self._floors[n] = self.fid(self.dataset.x_test[:n])
+        return self._floors[n]
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
@@ -129,9 +139,10 @@ class Yardstick:
         pred = probs.argmax(1)
         return SampleReport(
             fid=self.fid(images),
-            fid_floor=self.fid_floor,
+            fid_floor=self.floor(len(images)),
             coverage=class_coverage(pred, self.num_classes),
             confidence=float(probs.max(1).values.mean()),
+            confident_share=float((probs.max(1).values >= 0.9).float().mean()),
             histogram=class_histogram(pred, self.num_classes).tolist(),
             conditional_accuracy=None if labels is None else float((pred == labels.cpu()).float().mean()),
         )
