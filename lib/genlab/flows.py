@@ -152,10 +152,10 @@ class ActNorm(Transform):
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, kernel: int = 3):
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv1 = nn.Conv2d(channels, channels, kernel, padding=kernel // 2)
+        self.conv2 = nn.Conv2d(channels, channels, kernel, padding=kernel // 2)
 
     def forward(self, h):
         return h + self.conv2(F.relu(self.conv1(F.relu(h))))
@@ -168,11 +168,11 @@ class CouplingNet(nn.Module):
     the usual way to keep a deep flow stable at the first steps.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, hidden: int, blocks: int):
+    def __init__(self, in_channels: int, out_channels: int, hidden: int, blocks: int, kernel: int = 3):
         super().__init__()
-        self.inp = nn.Conv2d(in_channels + 1, hidden, 3, padding=1)
-        self.blocks = nn.Sequential(*[ResidualBlock(hidden) for _ in range(blocks)])
-        self.out = nn.Conv2d(hidden, 2 * out_channels, 3, padding=1)
+        self.inp = nn.Conv2d(in_channels + 1, hidden, kernel, padding=kernel // 2)
+        self.blocks = nn.Sequential(*[ResidualBlock(hidden, kernel) for _ in range(blocks)])
+        self.out = nn.Conv2d(hidden, 2 * out_channels, kernel, padding=kernel // 2)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
@@ -191,9 +191,12 @@ class AffineCoupling(Transform):
     mask = 'checkerboard' (spatial, alternating parity) or 'channel' (first or second
     half of the channels). The log-scale is bounded, s = scale * tanh(s_raw / scale),
     with a learned per-channel `scale`: unbounded exp(s) is what blows flows up.
+    A vector z of size d is the image d x 1 x 1: channel masks and kernel=1 make this
+    the usual coupling of two halves of a vector (the flow posterior of the f-VAE).
     """
 
-    def __init__(self, channels: int, size: int, mask: str, parity: int, hidden: int, blocks: int):
+    def __init__(self, channels: int, size: int, mask: str, parity: int, hidden: int, blocks: int,
+                 kernel: int = 3):
         super().__init__()
         if mask == "checkerboard":
             m = checkerboard(size, size, parity).expand(1, channels, size, size).clone()
@@ -206,7 +209,7 @@ class AffineCoupling(Transform):
         else:
             raise ValueError(f"unknown mask {mask!r}; use 'checkerboard' or 'channel'")
         self.register_buffer("mask", m)
-        self.net = CouplingNet(channels, channels, hidden, blocks)
+        self.net = CouplingNet(channels, channels, hidden, blocks, kernel)
         self.scale = nn.Parameter(torch.ones(1, channels, 1, 1))
 
     def _s_t(self, x_masked):
