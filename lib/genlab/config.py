@@ -48,6 +48,24 @@ class FlowBudget:
 
 
 @dataclass(frozen=True)
+class AEBudget:
+    """How much the autoencoders notebook trains and evaluates."""
+
+    ae_epochs: int                     # each AE of the latent sweep
+    vae_epochs: int                    # every VAE, f-VAE and β-VAE
+    train_subset: int = 0              # 0 = the whole training set
+    batch_size: int = 128
+    width: int = 32
+    latents: tuple[int, ...] = (2, 16, 64)
+    vae_latent: int = 16
+    flow_steps: tuple[int, ...] = (4, 8)
+    seeds: int = 2                     # seeds per model in the f-VAE comparison
+    betas: tuple[float, ...] = (1.0, 4.0)
+    iwae_k: int = 100
+    eval_images: int = 2000            # test images for IW-NLL and attribute correlations
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     classifiers: dict[str, ClassifierBudget]
@@ -55,6 +73,7 @@ class Profile:
     fid_samples: int           # images per FID estimate (generated, and the real floor)
     fid_reference: int         # training images that form the FID reference statistics (0 = all)
     flows: FlowBudget = FlowBudget(epochs=1)
+    autoencoders: AEBudget = AEBudget(ae_epochs=1, vae_epochs=1)
     grid_images: int = 64
     seed: int = 0
 
@@ -76,6 +95,9 @@ PROFILES: dict[str, Profile] = {
         fid_reference=2000,
         flows=FlowBudget(epochs=1, train_subset=512, hidden=8, couplings=1, samples=200,
                          temperatures=(0.7, 1.0), sweep_subset=256, sweep_eval=200),
+        autoencoders=AEBudget(ae_epochs=1, vae_epochs=1, train_subset=1024, width=8, latents=(2, 8),
+                              vae_latent=4, flow_steps=(2,), seeds=2, betas=(1.0, 4.0), iwae_k=10,
+                              eval_images=200),
         grid_images=16,
     ),
     "cpu": Profile(
@@ -90,6 +112,7 @@ PROFILES: dict[str, Profile] = {
         fid_reference=0,
         # ~420 images/s on 2 cores: 4 epochs of 60,000 images is about 10 minutes per dataset.
         flows=FlowBudget(epochs=4),
+        autoencoders=AEBudget(ae_epochs=2, vae_epochs=3),
     ),
     "gpu": Profile(
         name="gpu",
@@ -103,6 +126,8 @@ PROFILES: dict[str, Profile] = {
         fid_reference=0,
         flows=FlowBudget(epochs=60, batch_size=64, hidden=96, blocks=2, couplings=4, lr=1e-3, samples=10000,
                          sweep_subset=60000, sweep_epochs=3, sweep_eval=10000),
+        autoencoders=AEBudget(ae_epochs=30, vae_epochs=100, width=64, vae_latent=32, seeds=3,
+                              betas=(1.0, 2.0, 4.0, 8.0), iwae_k=1000, eval_images=10000),
     ),
 }
 
@@ -146,5 +171,5 @@ def replace(cfg, **overrides):
     return dataclasses.replace(cfg, **overrides)
 
 
-__all__ = ["ClassifierBudget", "FlowBudget", "Profile", "PROFILES", "DEFAULT_PROFILE", "get_profile",
+__all__ = ["AEBudget", "ClassifierBudget", "FlowBudget", "Profile", "PROFILES", "DEFAULT_PROFILE", "get_profile",
            "config_dict", "replace", "field"]

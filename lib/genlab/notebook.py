@@ -83,6 +83,9 @@ class Report:
     @staticmethod
     def table(df: pd.DataFrame, floatfmt: str = ".4g", index: bool = False) -> None:
         """A table as Markdown, so that it renders in both HTML and PDF."""
+        # A literal '|' (as in p(x|z)) would end a cell of a pipe table.
+        df = df.rename(columns=lambda c: str(c).replace("|", "\\|"))
+        df = df.map(lambda v: v.replace("|", "\\|") if isinstance(v, str) else v)
         display(Markdown(df.to_markdown(index=index, floatfmt=floatfmt)))
 
     def grid(self, name: str, images: torch.Tensor, title: str, nrow: int = 8,
