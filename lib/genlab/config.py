@@ -66,6 +66,23 @@ class AEBudget:
 
 
 @dataclass(frozen=True)
+class GANBudget:
+    """How much the GANs notebook trains and samples."""
+
+    vanilla_epochs: int
+    cgan_epochs: int
+    train_subset: int = 0
+    batch_size: int = 64
+    vanilla_hidden: int = 256
+    cgan_width: int = 32
+    samples: int = 2000                       # per FID / coverage / accuracy measurement
+    progan_channels: int = 64
+    progan_steps: tuple[int, ...] = (600, 600, 600, 300)   # optimiser steps per stage (4, 8, 16, 32)
+    progan_batch: int = 32
+    progan_epochs_per_stage: int = 4          # history points per stage (the loop's "epochs")
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     classifiers: dict[str, ClassifierBudget]
@@ -74,6 +91,7 @@ class Profile:
     fid_reference: int         # training images that form the FID reference statistics (0 = all)
     flows: FlowBudget = FlowBudget(epochs=1)
     autoencoders: AEBudget = AEBudget(ae_epochs=1, vae_epochs=1)
+    gans: GANBudget = GANBudget(vanilla_epochs=1, cgan_epochs=1)
     grid_images: int = 64
     seed: int = 0
 
@@ -98,6 +116,9 @@ PROFILES: dict[str, Profile] = {
         autoencoders=AEBudget(ae_epochs=1, vae_epochs=1, train_subset=1024, width=8, latents=(2, 8),
                               vae_latent=4, flow_steps=(2,), seeds=2, betas=(1.0, 4.0), iwae_k=10,
                               eval_images=200),
+        gans=GANBudget(vanilla_epochs=2, cgan_epochs=1, train_subset=1024, vanilla_hidden=32, cgan_width=8,
+                       samples=200, progan_channels=8, progan_steps=(4, 4, 4, 4), progan_batch=8,
+                       progan_epochs_per_stage=2),
         grid_images=16,
     ),
     "cpu": Profile(
@@ -113,6 +134,7 @@ PROFILES: dict[str, Profile] = {
         # ~420 images/s on 2 cores: 4 epochs of 60,000 images is about 10 minutes per dataset.
         flows=FlowBudget(epochs=4),
         autoencoders=AEBudget(ae_epochs=2, vae_epochs=3),
+        gans=GANBudget(vanilla_epochs=15, cgan_epochs=3),
     ),
     "gpu": Profile(
         name="gpu",
@@ -128,6 +150,8 @@ PROFILES: dict[str, Profile] = {
                          sweep_subset=60000, sweep_epochs=3, sweep_eval=10000),
         autoencoders=AEBudget(ae_epochs=30, vae_epochs=100, width=64, vae_latent=32, seeds=3,
                               betas=(1.0, 2.0, 4.0, 8.0), iwae_k=1000, eval_images=10000),
+        gans=GANBudget(vanilla_epochs=100, cgan_epochs=30, cgan_width=64, samples=10000, progan_channels=128,
+                       progan_steps=(6000, 12000, 12000, 12000), progan_batch=64, progan_epochs_per_stage=10),
     ),
 }
 
@@ -171,5 +195,5 @@ def replace(cfg, **overrides):
     return dataclasses.replace(cfg, **overrides)
 
 
-__all__ = ["AEBudget", "ClassifierBudget", "FlowBudget", "Profile", "PROFILES", "DEFAULT_PROFILE", "get_profile",
+__all__ = ["AEBudget", "ClassifierBudget", "FlowBudget", "GANBudget", "Profile", "PROFILES", "DEFAULT_PROFILE", "get_profile",
            "config_dict", "replace", "field"]

@@ -147,15 +147,16 @@ def fit(
     val: Batch | None = None,
     seed: int = 0,
     device: torch.device | str | None = None,
-    on_epoch_end: Callable[[TrainableModule, int], dict[str, float]] | None = None,
+    on_epoch_end: Callable[[TrainableModule, int, Path], dict[str, float]] | None = None,
 ) -> FitResult:
     """Train `build()` on the in-memory tensors `train` for `epochs`, or load it.
 
     `config` (a dataclass) and `data_id` (a string naming the exact data) must
     together determine the model and its training: they form the cache key. A
     finished run with the same key is loaded, not retrained; an unfinished one
-    resumes after its last completed epoch. `on_epoch_end(model, epoch)` may
-    return extra metrics for the history (e.g. FID of samples).
+    resumes after its last completed epoch. `on_epoch_end(model, epoch, run_dir)`
+    may return extra metrics for the history (e.g. FID of samples) and keep files in
+    run_dir (e.g. samples over training).
     """
     device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     key = cache_key(name, {"config": config, "epochs": epochs, "batch_size": batch_size, "seed": seed}, data_id)
@@ -225,7 +226,7 @@ def fit(
             row.update({f"val_{k}": v for k, v in evaluate(model, val, device=device).items()})
         if on_epoch_end is not None:
             model.eval()
-            row.update(on_epoch_end(model, epoch))
+            row.update(on_epoch_end(model, epoch, run_dir))
             model.train()
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)

@@ -1,0 +1,434 @@
+"""GANs: vanilla (MLP), conditional with feature matching (conv), and a progressive-
+growing GAN, each owning its losses and optimisers (`train_step`), trained by the
+one loop in genlab.train.
+
+Images are scaled to [-1, 1] for the networks (tanh outputs); `to_uint8` maps back.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from genlab import data as gdata
+from genlab.train import TrainableModule
+
+
+def to_signed(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1]."""
+    return gdata.to_float(x) * 2 - 1
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+# ==== 1. vanilla GAN ======================================================================
+
+@dataclass(frozen=True)
+class GANConfig:
+    image_shape: tuple[int, int, int] = (1, 28, 28)
+    noise: int = 64
+    hidden: int = 256               # G: hidden, 2*hidden, 4*hidden; D: 2*hidden, hidden
+    dropout: float = 0.3            # in D: keeps it from memorising the real batch
+    label_smoothing: float = 0.9    # target for real images in D's loss (one-sided)
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5              # Adam β1 = 0.5, as in DCGAN: less momentum, fewer oscillations
+
+
+class MLPGenerator(nn.Module):
+    def __init__(self, cfg: GANConfig):
+        super().__init__()
+        h, d = cfg.hidden, math.prod(cfg.image_shape)
+        self.shape = cfg.image_shape
+        self.net = nn.Sequential(
+            nn.Linear(cfg.noise, h), nn.LeakyReLU(0.2),
+            nn.Linear(h, 2 * h), nn.LeakyReLU(0.2),
+            nn.Linear(2 * h, 4 * h), nn.LeakyReLU(0.2),
+            nn.Linear(4 * h, d), nn.Tanh())
+
+    def forward(self, z):
+        return self.net(z).view(-1, *self.shape)
+
+
+class MLPDiscriminator(nn.Module):
+    def __init__(self, cfg: GANConfig):
+        super().__init__()
+        h, d = cfg.hidden, math.prod(cfg.image_shape)
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(d, 2 * h), nn.LeakyReLU(0.2), nn.Dropout(cfg.dropout),
+            nn.Linear(2 * h, h), nn.LeakyReLU(0.2), nn.Dropout(cfg.dropout),
+            nn.Linear(h, 1))
+
+    def forward(self, x):
+        return self.net(x).squeeze(1)
+
+
+class VanillaGAN(TrainableModule):
+    """Non-saturating GAN: D minimises BCE(real -> 0.9, fake -> 0); G maximises log D(G(z))."""
+
+    def __init__(self, cfg: GANConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.generator = MLPGenerator(cfg)
+        self.discriminator = MLPDiscriminator(cfg)
+
+    def configure_optimizers(self):
+        b = (self.cfg.beta1, 0.999)
+        return {"g": torch.optim.Adam(self.generator.parameters(), self.cfg.lr_g, betas=b),
+                "d": torch.optim.Adam(self.discriminator.parameters(), self.cfg.lr_d, betas=b)}
+
+    def noise(self, n, generator=None):
+        return torch.randn(n, self.cfg.noise, generator=generator).to(next(self.parameters()).device)
+
+    def train_step(self, batch, opt):
+        real = to_signed(batch[0])
+        n = len(real)
+        fake = self.generator(self.noise(n))
+        d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())
+        loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, self.cfg.label_smoothing))
+                  + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        opt["d"].zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt["d"].step()
+        d_gen = self.discriminator(fake)
+        loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))   # non-saturating
+        opt["g"].zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt["g"].step()
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
+                "D(x)": torch.sigmoid(d_real).mean().item(), "D(G(z))": torch.sigmoid(d_fake).mean().item()}
+
+    @torch.no_grad()
+    def validation_metrics(self, batch):
+        return {}
+
+    @torch.no_grad()
+    def sample(self, n, generator=None, labels=None):
+        self.eval()
+        return to_uint8(self.generator(self.noise(n, generator))).cpu()
+
+
+# ==== 2. conditional GAN with feature matching ===============================================
+
+@dataclass(frozen=True)
+class CGANConfig:
+    image_shape: tuple[int, int, int] = (1, 28, 28)
+    classes: int = 10
+    noise: int = 64
+    embed: int = 16
+    width: int = 64
+    feature_matching: float = 0.0   # weight of the feature-matching loss in G's objective
+    adversarial: float = 1.0        # weight of the non-saturating adversarial loss in G's objective
+    label_smoothing: float = 0.9
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+
+
+class ConditionalGenerator(nn.Module):
+    """[z, embed(y)] -> 7x7 feature map -> two transposed convs -> 28x28 image."""
+
+    def __init__(self, cfg: CGANConfig):
+        super().__init__()
+        w, c, s = cfg.width, cfg.image_shape[0], cfg.image_shape[1] // 4
+        self.embed = nn.Embedding(cfg.classes, cfg.embed)
+        self.fc = nn.Sequential(nn.Linear(cfg.noise + cfg.embed, 2 * w * s * s), nn.BatchNorm1d(2 * w * s * s),
+                                nn.ReLU())
+        self.up = nn.Sequential(
+            nn.Unflatten(1, (2 * w, s, s)),
+            nn.ConvTranspose2d(2 * w, w, 4, 2, 1), nn.BatchNorm2d(w), nn.ReLU(),
+            nn.ConvTranspose2d(w, c, 4, 2, 1), nn.Tanh())
+
+    def forward(self, z, y):
+        return self.up(self.fc(torch.cat([z, self.embed(y)], 1)))
+
+
+class ConditionalDiscriminator(nn.Module):
+    """The label enters as an extra image channel (its embedding, projected to H x W)."""
+
+    def __init__(self, cfg: CGANConfig):
+        super().__init__()
+        w, (c, h, _) = cfg.width, cfg.image_shape
+        self.size = h
+        self.embed = nn.Embedding(cfg.classes, h * h)
+        self.features = nn.Sequential(
+            nn.Conv2d(c + 1, w, 4, 2, 1), nn.LeakyReLU(0.2), nn.Dropout(0.3),
+            nn.Conv2d(w, 2 * w, 4, 2, 1), nn.LeakyReLU(0.2), nn.Dropout(0.3),
+            nn.Flatten())
+        self.head = nn.Linear(2 * w * (h // 4) ** 2, 1)
+
+    def forward(self, x, y, with_features: bool = False):
+        label_map = self.embed(y).view(-1, 1, self.size, self.size)
+        f = self.features(torch.cat([x, label_map], 1))
+        out = self.head(f).squeeze(1)
+        return (out, f) if with_features else out
+
+
+def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
+    """Salimans et al. (2016): || E f(x) - E f(G(z)) ||^2 on an intermediate layer of D."""
+    return (real_features.mean(0) - fake_features.mean(0)).pow(2).sum()
+
+
+class ConditionalGAN(TrainableModule):
+    def __init__(self, cfg: CGANConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.generator = ConditionalGenerator(cfg)
+        self.discriminator = ConditionalDiscriminator(cfg)
+
+    def configure_optimizers(self):
+        b = (self.cfg.beta1, 0.999)
+        return {"g": torch.optim.Adam(self.generator.parameters(), self.cfg.lr_g, betas=b),
+                "d": torch.optim.Adam(self.discriminator.parameters(), self.cfg.lr_d, betas=b)}
+
+    def noise(self, n, generator=None):
+        return torch.randn(n, self.cfg.noise, generator=generator).to(next(self.parameters()).device)
+
+    def train_step(self, batch, opt):
+        real, y = to_signed(batch[0]), batch[1]
+        fake = self.generator(self.noise(len(real)), y)
+        d_real, f_real = self.discriminator(real, y, with_features=True)
+        d_fake = self.discriminator(fake.detach(), y)
+        loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, self.cfg.label_smoothing))
+                  + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        opt["d"].zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt["d"].step()
+        d_gen, f_fake = self.discriminator(fake, y, with_features=True)
+        adv = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+        fm = feature_matching_loss(f_real.detach(), f_fake)
+        loss_g = self.cfg.adversarial * adv + self.cfg.feature_matching * fm
+        opt["g"].zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt["g"].step()
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "feature_matching": fm.item(),
+                "D(x)": torch.sigmoid(d_real).mean().item(), "D(G(z))": torch.sigmoid(d_fake).mean().item()}
+
+    @torch.no_grad()
+    def validation_metrics(self, batch):
+        return {}
+
+    @torch.no_grad()
+    def sample(self, n, generator=None, labels=None):
+        """n images; labels default to 0..classes-1 in turn."""
+        self.eval()
+        device = next(self.parameters()).device
+        if labels is None:
+            labels = torch.arange(n) % self.cfg.classes
+        return to_uint8(self.generator(self.noise(n, generator), labels.to(device))).cpu()
+
+
+# ==== 3. progressive growing GAN =============================================================
+
+class EqualizedConv2d(nn.Module):
+    """Conv whose weights are N(0, 1) and scaled by He's constant sqrt(2 / fan_in) at run
+    time (equalised learning rate, Karras et al. 2018): Adam then updates every layer at
+    the same effective speed."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, padding: int = 0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(c_out, c_in, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(c_out))
+        self.scale = math.sqrt(2.0 / (c_in * kernel * kernel))
+        self.padding = padding
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
+
+
+class EqualizedLinear(nn.Module):
+    def __init__(self, d_in: int, d_out: int, gain: float = math.sqrt(2.0)):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(d_out, d_in))
+        self.bias = nn.Parameter(torch.zeros(d_out))
+        self.scale = gain / math.sqrt(d_in)
+
+    def forward(self, x):
+        return F.linear(x, self.weight * self.scale, self.bias)
+
+
+class PixelNorm(nn.Module):
+    """Normalise each pixel's feature vector to unit root-mean-square."""
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(1, keepdim=True) + 1e-8)
+
+
+class MinibatchStd(nn.Module):
+    """Append one channel: the standard deviation over the batch, averaged over features
+    and pixels. D can then see a lack of variety in a batch (against mode collapse)."""
+
+    def forward(self, x):
+        std = torch.sqrt(x.var(0, unbiased=False) + 1e-8).mean()
+        return torch.cat([x, std.expand(x.shape[0], 1, *x.shape[2:])], 1)
+
+
+def _lrelu(x):
+    return F.leaky_relu(x, 0.2)
+
+
+@dataclass(frozen=True)
+class ProGANConfig:
+    channels: int = 64
+    noise: int = 128
+    image_channels: int = 3
+    resolutions: tuple[int, ...] = (4, 8, 16, 32)
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.0, 0.99)
+    gp_weight: float = 10.0          # WGAN-GP λ
+    drift: float = 1e-3              # ε: keeps D(real) from drifting far from 0
+
+
+class ProGenerator(nn.Module):
+    def __init__(self, cfg: ProGANConfig):
+        super().__init__()
+        c = cfg.channels
+        self.c = c
+        self.norm = PixelNorm()
+        self.fc = EqualizedLinear(cfg.noise, c * 16)
+        self.base = EqualizedConv2d(c, c, 3, 1)
+        self.blocks = nn.ModuleList([nn.ModuleList([EqualizedConv2d(c, c, 3, 1), EqualizedConv2d(c, c, 3, 1)])
+                                     for _ in cfg.resolutions[1:]])
+        self.to_rgb = nn.ModuleList([EqualizedConv2d(c, cfg.image_channels, 1) for _ in cfg.resolutions])
+
+    def forward(self, z, stage: int, alpha: float):
+        h = self.norm(_lrelu(self.fc(self.norm(z)).view(-1, self.c, 4, 4)))
+        h = self.norm(_lrelu(self.base(h)))
+        prev = h
+        for i in range(stage):
+            prev = h
+            h = F.interpolate(h, scale_factor=2, mode="nearest")
+            for conv in self.blocks[i]:
+                h = self.norm(_lrelu(conv(h)))
+        new = self.to_rgb[stage](h)
+        if stage == 0 or alpha >= 1:
+            return new
+        # Fade-in: blend the new block's image with the previous resolution's, upsampled.
+        old = F.interpolate(self.to_rgb[stage - 1](prev), scale_factor=2, mode="nearest")
+        return (1 - alpha) * old + alpha * new
+
+
+class ProDiscriminator(nn.Module):
+    def __init__(self, cfg: ProGANConfig):
+        super().__init__()
+        c = cfg.channels
+        self.from_rgb = nn.ModuleList([EqualizedConv2d(cfg.image_channels, c, 1) for _ in cfg.resolutions])
+        self.blocks = nn.ModuleList([nn.ModuleList([EqualizedConv2d(c, c, 3, 1), EqualizedConv2d(c, c, 3, 1)])
+                                     for _ in cfg.resolutions[1:]])
+        self.mbstd = MinibatchStd()
+        self.final_conv = EqualizedConv2d(c + 1, c, 3, 1)
+        self.final_dense = EqualizedConv2d(c, c, 4)       # 4x4 -> 1x1
+        self.out = EqualizedLinear(c, 1, gain=1.0)
+
+    def forward(self, x, stage: int, alpha: float):
+        h = _lrelu(self.from_rgb[stage](x))
+        for i in reversed(range(stage)):
+            for conv in self.blocks[i]:
+                h = _lrelu(conv(h))
+            h = F.avg_pool2d(h, 2)
+            if i == stage - 1 and alpha < 1:
+                # Fade-in: blend with the previous resolution's input path.
+                old = _lrelu(self.from_rgb[stage - 1](F.avg_pool2d(x, 2)))
+                h = alpha * h + (1 - alpha) * old
+        h = _lrelu(self.final_conv(self.mbstd(h)))
+        h = _lrelu(self.final_dense(h))
+        return self.out(h.flatten(1)).squeeze(1)
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator=None) -> torch.Tensor:
+    """WGAN-GP: mean (||∇ D(x̂)|| - 1)^2 at random points x̂ between real and fake images."""
+    t = torch.rand(len(real), 1, 1, 1, generator=generator).to(real.device)
+    mixed = (t * real + (1 - t) * fake).requires_grad_(True)
+    grad, = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+@dataclass(frozen=True)
+class ProGANStage:
+    """One stage of growth: its resolution index and how long it trains."""
+
+    base: ProGANConfig
+    stage: int
+    steps: int                   # optimiser steps in this stage (fade-in takes the first half)
+    previous: "ProGANStage | None" = None
+
+
+def downsample_to(x: torch.Tensor, size: int) -> torch.Tensor:
+    return x if x.shape[-1] == size else F.adaptive_avg_pool2d(x, size)
+
+
+class ProGAN(TrainableModule):
+    """The whole growing model; `stage` and the step counter decide resolution and α."""
+
+    def __init__(self, cfg: ProGANStage):
+        super().__init__()
+        self.cfg = cfg
+        self.base = cfg.base
+        self.stage = cfg.stage
+        self.generator = ProGenerator(cfg.base)
+        self.discriminator = ProDiscriminator(cfg.base)
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    @property
+    def alpha(self) -> float:
+        if self.stage == 0:
+            return 1.0
+        return min(1.0, (int(self.step) + 1) / max(1, self.cfg.steps // 2))
+
+    @property
+    def resolution(self) -> int:
+        return self.base.resolutions[self.stage]
+
+    def configure_optimizers(self):
+        return {"g": torch.optim.Adam(self.generator.parameters(), self.base.lr, betas=self.base.betas),
+                "d": torch.optim.Adam(self.discriminator.parameters(), self.base.lr, betas=self.base.betas)}
+
+    def noise(self, n, generator=None):
+        return torch.randn(n, self.base.noise, generator=generator).to(next(self.parameters()).device)
+
+    def real_at_stage(self, x: torch.Tensor) -> torch.Tensor:
+        """Real images at the stage's resolution; during fade-in blended with the coarser
+        version, exactly as the generator's output is."""
+        real = downsample_to(x, self.resolution)
+        if self.stage > 0 and self.alpha < 1:
+            coarse = F.interpolate(downsample_to(x, self.resolution // 2), scale_factor=2, mode="nearest")
+            real = self.alpha * real + (1 - self.alpha) * coarse
+        return real
+
+    def train_step(self, batch, opt):
+        a, s = self.alpha, self.stage
+        real = self.real_at_stage(to_signed(batch[0]))
+        fake = self.generator(self.noise(len(real)), s, a)
+        d_real = self.discriminator(real, s, a)
+        d_fake = self.discriminator(fake.detach(), s, a)
+        gp = gradient_penalty(lambda v: self.discriminator(v, s, a), real, fake.detach())
+        loss_d = d_fake.mean() - d_real.mean() + self.base.gp_weight * gp + self.base.drift * d_real.pow(2).mean()
+        opt["d"].zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt["d"].step()
+        loss_g = -self.discriminator(fake, s, a).mean()
+        opt["g"].zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt["g"].step()
+        self.step += 1
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "gp": gp.item(),
+                "wasserstein": (d_real.mean() - d_fake.mean()).item(), "alpha": a}
+
+    @torch.no_grad()
+    def validation_metrics(self, batch):
+        return {}
+
+    @torch.no_grad()
+    def sample(self, n, generator=None, labels=None, size: int | None = None):
+        """n uint8 images at the current stage, upsampled (nearest) to `size` if given."""
+        self.eval()
+        x = self.generator(self.noise(n, generator), self.stage, self.alpha)
+        if size and size != x.shape[-1]:
+            x = F.interpolate(x, size=size, mode="nearest")
+        return to_uint8(x).cpu()
