@@ -1,0 +1,114 @@
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from genlab.gans import (CGANConfig, ConditionalGAN, EqualizedConv2d, EqualizedLinear, GANConfig, MinibatchStd,
+                         PixelNorm, ProGAN, ProGANConfig, ProGANStage, VanillaGAN, feature_matching_loss,
+                         gradient_penalty, to_uint8)
+
+CFG = ProGANConfig(channels=8, noise=16)
+
+
+def progan(stage, steps=10):
+    torch.manual_seed(0)
+    return ProGAN(ProGANStage(CFG, stage, steps)).eval()
+
+
+def test_fade_in_at_alpha_0_is_the_upsampled_lower_resolution_and_at_1_the_new_block():
+    model = progan(2)
+    g = model.generator
+    z = torch.randn(3, 16)
+    low = g(z, 1, 1.0)                                   # the 8x8 output of the previous stage
+    at0, at1 = g(z, 2, 0.0), g(z, 2, 1.0)
+    assert at0.shape == at1.shape == (3, 3, 16, 16)
+    assert torch.allclose(at0, F.interpolate(low, scale_factor=2, mode="nearest"), atol=1e-6)
+    assert not torch.allclose(at1, at0, atol=1e-3)
+    mid = g(z, 2, 0.25)
+    assert torch.allclose(mid, 0.75 * at0 + 0.25 * at1, atol=1e-5)
+
+
+def test_discriminator_fade_in_at_alpha_0_uses_only_the_lower_resolution_path():
+    d = progan(2).discriminator
+    x = torch.randn(3, 3, 16, 16)
+    pooled = F.avg_pool2d(x, 2)
+    assert torch.allclose(d(x, 2, 0.0), d(pooled, 1, 1.0), atol=1e-5)
+    assert not torch.allclose(d(x, 2, 1.0), d(x, 2, 0.0), atol=1e-4)
+
+
+def test_alpha_rises_over_the_first_half_of_a_stage_and_is_restored_on_load():
+    model = progan(1, steps=8)
+    model.train()
+    opts = model.configure_optimizers()
+    x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    alphas = [model.train_step((x,), opts)["alpha"] for _ in range(6)]
+    assert alphas == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    clone = ProGAN(ProGANStage(CFG, 1, 8))
+    clone.load_state_dict(model.state_dict())
+    assert clone.alpha == 1.0 and int(clone.step) == 6
+
+
+def test_equalised_layers_use_the_he_constant_at_run_time():
+    conv = EqualizedConv2d(4, 6, 3, 1)
+    assert math.isclose(conv.scale, math.sqrt(2 / (4 * 9)))
+    x = torch.randn(2, 4, 5, 5)
+    assert torch.allclose(conv(x), F.conv2d(x, conv.weight * conv.scale, conv.bias, padding=1))
+    lin = EqualizedLinear(10, 3)
+    assert math.isclose(lin.scale, math.sqrt(2) / math.sqrt(10))
+    assert abs(conv.weight.std().item() - 1) < 0.3           # stored weights are N(0, 1)
+
+
+def test_minibatch_std_adds_one_channel_with_the_batch_std():
+    x = torch.randn(6, 4, 3, 3)
+    y = MinibatchStd()(x)
+    assert y.shape == (6, 5, 3, 3) and torch.equal(y[:, :4], x)
+    expected = x.std(0, unbiased=False).mean()
+    assert torch.allclose(y[:, 4], expected.expand(6, 3, 3), atol=1e-4)
+
+
+def test_pixel_norm_gives_unit_rms_per_pixel():
+    y = PixelNorm()(torch.randn(2, 16, 4, 4) * 7 + 3)
+    assert torch.allclose(y.pow(2).mean(1), torch.ones(2, 4, 4), atol=1e-4)
+
+
+def test_gradient_penalty_matches_a_hand_computation():
+    w = torch.tensor([0.6, -0.8, 2.0, 0.0])            # D(x) = w . x, so grad D = w everywhere
+    critic = lambda x: x.flatten(1) @ w
+    real, fake = torch.randn(5, 1, 2, 2), torch.randn(5, 1, 2, 2)
+    gp = gradient_penalty(critic, real, fake)
+    assert torch.allclose(gp, (w.norm() - 1) ** 2)
+
+
+def test_feature_matching_loss_is_zero_for_identical_batches_and_positive_otherwise():
+    f = torch.randn(8, 5)
+    assert feature_matching_loss(f, f.clone()) == 0
+    assert feature_matching_loss(f, f + 0.1) > 0
+    assert torch.allclose(feature_matching_loss(f, f + 0.1), torch.tensor(5 * 0.01))
+
+
+def test_conditional_generator_is_deterministic_given_noise_and_label():
+    torch.manual_seed(0)
+    model = ConditionalGAN(CGANConfig(width=8)).eval()
+    z, y = torch.randn(4, 64), torch.tensor([0, 1, 2, 3])
+    a, b = model.generator(z, y), model.generator(z, y)
+    assert torch.equal(a, b)
+    assert not torch.allclose(model.generator(z, torch.tensor([4, 5, 6, 7])), a)
+
+
+def test_gans_train_without_the_discriminator_collapsing():
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8)
+    for model, batch in ((VanillaGAN(GANConfig(hidden=32)), (x,)),
+                         (ConditionalGAN(CGANConfig(width=8, feature_matching=1.0)), (x, torch.arange(64) % 10))):
+        opts = model.configure_optimizers()
+        for _ in range(5):
+            m = model.train_step(batch, opts)
+        assert all(math.isfinite(v) for v in m.values())
+        assert m["loss_d"] > 0.1
+
+
+def test_samples_are_uint8_images():
+    assert to_uint8(torch.tensor([-2.0, -1.0, 0.0, 1.0, 3.0])).tolist() == [0, 0, 128, 255, 255]
+    s = progan(1).sample(3, size=32)
+    assert s.dtype == torch.uint8 and s.shape == (3, 3, 32, 32)
