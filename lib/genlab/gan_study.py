@@ -19,6 +19,7 @@ from genlab.plots import grid_array
 from genlab.train import fit
 
 COLLAPSE_COVERAGE = 0.8    # below this class coverage an epoch is flagged as mode collapse
+FM_WEIGHT = 1.0            # feature-matching weight beside the adversarial loss in cGAN + FM
 
 
 # --- 1. vanilla GAN ------------------------------------------------------------------------
@@ -147,7 +148,7 @@ def cgan_section(report, datasets) -> pd.DataFrame:
         ys = yardstick(ds_name, report.profile.name)
         n = b.samples
         real_div = intra_class_diversity(ys, ds.x_test[:n], ds.y_test[:n])
-        for label, fm in (("cGAN", 0.0), ("cGAN + feature matching", 1.0)):
+        for label, fm in (("cGAN", 0.0), ("cGAN + feature matching", FM_WEIGHT)):
             cfg, result = train_cgan(ds_name, report.profile, fm)
             model = result.model
             labels = torch.arange(n) % len(ds.classes)
@@ -294,3 +295,26 @@ def discussion(vanilla: pd.DataFrame, cgan: pd.DataFrame, progan: pd.DataFrame, 
         out.append("*This is the `smoke` profile: tiny models trained for seconds; the numbers only show that the "
                    "pipeline runs.*")
     return "\n\n".join(out)
+
+
+def hyperparameter_table(profile: str | Profile) -> pd.DataFrame:
+    """Every GAN's settings, read from the configs that train them."""
+    b = get_profile(profile).gans
+    van = GANConfig(hidden=b.vanilla_hidden)
+    cg = CGANConfig(width=b.cgan_width)
+    pg = ProGANConfig(channels=b.progan_channels)
+    h = van.hidden
+    return pd.DataFrame([
+        {"model": "vanilla GAN", "architecture": f"G: {van.noise}→{h}→{2 * h}→{4 * h}→784; D: 784→{2 * h}→{h}→1",
+         "loss": "non-saturating BCE", "stabilisers": f"real label {van.label_smoothing}, D dropout {van.dropout}",
+         "optimiser": f"Adam lr {van.lr_g:g}/{van.lr_d:g} (G/D), β₁ {van.beta1}", "batch": b.batch_size},
+        {"model": "cGAN (+ FM)", "architecture": f"conv, width {cg.width}, label embedding {cg.embed} (G) and 28×28 map (D)",
+         "loss": f"non-saturating BCE (+ feature matching, weight {FM_WEIGHT:g})",
+         "stabilisers": f"real label {cg.label_smoothing}, batch norm in G, dropout in D",
+         "optimiser": f"Adam lr {cg.lr_g:g}/{cg.lr_d:g}, β₁ {cg.beta1}", "batch": b.batch_size},
+        {"model": "ProGAN", "architecture": f"{pg.channels} channels per block, resolutions "
+                                            f"{'→'.join(map(str, pg.resolutions[:len(b.progan_steps)]))}",
+         "loss": f"WGAN-GP, λ {pg.gp_weight:g}, drift {pg.drift:g}",
+         "stabilisers": "fade-in, pixel norm, minibatch std, equalised LR",
+         "optimiser": f"Adam lr {pg.lr:g}, β {pg.betas}", "batch": b.progan_batch},
+    ])
