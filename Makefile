@@ -6,7 +6,7 @@ PYTHON  ?= python3
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.genlab-installed
-PDF_PKGS := texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc
+PDF_PKGS := texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc fonts-dejavu-core
 ARGS    ?=
 
 .DEFAULT_GOAL := help

@@ -86,7 +86,9 @@ def _export(executed: Path, out_dir: Path, name: str, pdf: bool) -> None:
     save_text(body, out_dir / f"{name}.html")
     if pdf:
         try:
-            body, _ = PDFExporter().from_notebook_node(nb)
+            exporter = PDFExporter(template_name="genlab_latex",
+                                   extra_template_basedirs=[str(Path(__file__).parent / "templates")])
+            body, _ = exporter.from_notebook_node(nb)
         except Exception as e:  # nbconvert's LaTeX errors are long; the first line says enough
             raise GenlabError(f"{name}: PDF export failed ({str(e).strip().splitlines()[0][:200]}); "
                               f"HTML was fine - rerun with --no-pdf to publish without PDF") from e
@@ -234,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     pdf = not args.no_pdf
     if pdf and not pdf_available():
         print("note: xelatex or pandoc not found, building HTML only; for PDF install Debian's "
-              "texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc "
+              "texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc fonts-dejavu-core "
               "(make pdf-deps does it)", file=sys.stderr)
         pdf = False
     args.reports.mkdir(parents=True, exist_ok=True)
