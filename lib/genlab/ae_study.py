@@ -395,7 +395,7 @@ def discussion(sweep: pd.DataFrame, vae: pd.DataFrame, fvae: pd.DataFrame, betas
     lo, hi = betas.iloc[0], betas.iloc[-1]
     out.append(f"**β-VAE.** From β={lo['β']:g} to β={hi['β']:g} the rate falls from {lo['rate: KL (nats)']:.1f} to "
                f"{hi['rate: KL (nats)']:.1f} nats and the distortion rises from "
-               f"{lo['distortion: −log p(x|z) (nats)']:.1f} to {hi['distortion: −log p(x|z) (nats)']:.1f}; active "
+               f"{lo['distortion (nats)']:.1f} to {hi['distortion (nats)']:.1f}; active "
                f"units {int(lo['active units'])} → {int(hi['active units'])} of {int(hi['of'])}.")
     strongest = []
     for attr in corr.index:
