@@ -226,7 +226,7 @@ def progan_section(report) -> pd.DataFrame:
         t0 = int(h["step"].iloc[-1])
         rows.append({"stage": cfg.stage + 1, "resolution": f"{res}×{res}", "steps": cfg.steps,
                      "distinct images": n_images, "FID (upsampled to 32)": m.fid,
-                     f"real floor at {res}×{res}": floor_res, "real floor at 32×32": m.fid_floor,
+                     "real floor at this resolution": floor_res, "real floor at 32×32": m.fid_floor,
                      "coverage": m.coverage, "final D loss": h["train_loss_d"].iloc[-1],
                      "Wasserstein estimate": h["train_wasserstein"].iloc[-1],
                      "train time (min)": result.train_seconds / 60})
@@ -284,9 +284,14 @@ def discussion(vanilla: pd.DataFrame, cgan: pd.DataFrame, progan: pd.DataFrame, 
             + " and "
             + ("better" if fm["FID"] < a["FID"] else "worse") + " FID here.")
     fids = progan["FID (upsampled to 32)"].tolist()
+    floors = progan["real floor at this resolution"].tolist()
     falling = all(b < a for a, b in zip(fids, fids[1:]))
     out.append(f"**ProGAN.** FID by stage: {', '.join(f'{v:.3g}' for v in fids)} — "
                + ("it falls at every stage." if falling else "it does **not** fall at every stage.")
+               + " Against real images reduced to the same resolution, the samples score "
+               + ", ".join(f"{f / fl:.1f}×" for f, fl in zip(fids, floors))
+               + f" that floor ({', '.join(progan['resolution'])}), after "
+               + ", ".join(str(v) for v in progan["steps"]) + " optimiser steps per stage."
                + f" The last stage ends with D loss {progan['final D loss'].iloc[-1]:.3f} and a Wasserstein "
                f"estimate of {progan['Wasserstein estimate'].iloc[-1]:.3f}: a WGAN-GP critic's loss is not a "
                f"probability and does not collapse to 0 the way the seed's BCE discriminator did. Resolutions "
