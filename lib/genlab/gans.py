@@ -69,14 +69,10 @@ class MLPDiscriminator(nn.Module):
         return self.net(x).squeeze(1)
 
 
-class VanillaGAN(TrainableModule):
-    """Non-saturating GAN: D minimises BCE(real -> 0.9, fake -> 0); G maximises log D(G(z))."""
-
-    def __init__(self, cfg: GANConfig):
-        super().__init__()
-        self.cfg = cfg
-        self.generator = MLPGenerator(cfg)
-        self.discriminator = MLPDiscriminator(cfg)
+class AdversarialPair(TrainableModule):
+    """What the BCE GANs share: two Adam optimisers, Gaussian noise, D's loss with
+    one-sided label smoothing, and the non-saturating generator loss. Subclasses set
+    `generator`, `discriminator` and a config with noise, lr_g, lr_d, beta1, label_smoothing."""
 
     def configure_optimizers(self):
         b = (self.cfg.beta1, 0.999)
@@ -86,27 +82,49 @@ class VanillaGAN(TrainableModule):
     def noise(self, n, generator=None):
         return torch.randn(n, self.cfg.noise, generator=generator).to(next(self.parameters()).device)
 
-    def train_step(self, batch, opt):
-        real = to_signed(batch[0])
-        n = len(real)
-        fake = self.generator(self.noise(n))
-        d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())
-        loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, self.cfg.label_smoothing))
-                  + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
-        opt["d"].zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt["d"].step()
-        d_gen = self.discriminator(fake)
-        loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))   # non-saturating
-        opt["g"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt["g"].step()
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(),
-                "D(x)": torch.sigmoid(d_real).mean().item(), "D(G(z))": torch.sigmoid(d_fake).mean().item()}
+    def discriminator_loss(self, d_real, d_fake):
+        """BCE with real -> label_smoothing (e.g. 0.9), fake -> 0."""
+        return (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, self.cfg.label_smoothing))
+                + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+
+    @staticmethod
+    def generator_loss(d_gen):
+        """Non-saturating: -log D(G(z)), whose gradient survives a confident D."""
+        return F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+
+    @staticmethod
+    def update(optimizer, loss):
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    @staticmethod
+    def d_outputs(d_real, d_fake) -> dict[str, float]:
+        return {"D(x)": torch.sigmoid(d_real).mean().item(), "D(G(z))": torch.sigmoid(d_fake).mean().item()}
 
     @torch.no_grad()
     def validation_metrics(self, batch):
         return {}
+
+
+class VanillaGAN(AdversarialPair):
+    """Non-saturating GAN with MLPs: D minimises BCE(real -> 0.9, fake -> 0); G maximises log D(G(z))."""
+
+    def __init__(self, cfg: GANConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.generator = MLPGenerator(cfg)
+        self.discriminator = MLPDiscriminator(cfg)
+
+    def train_step(self, batch, opt):
+        real = to_signed(batch[0])
+        fake = self.generator(self.noise(len(real)))
+        d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())
+        loss_d = self.discriminator_loss(d_real, d_fake)
+        self.update(opt["d"], loss_d)
+        loss_g = self.generator_loss(self.discriminator(fake))
+        self.update(opt["g"], loss_g)
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), **self.d_outputs(d_real, d_fake)}
 
     @torch.no_grad()
     def sample(self, n, generator=None, labels=None):
@@ -175,44 +193,28 @@ def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tens
     return (real_features.mean(0) - fake_features.mean(0)).pow(2).sum()
 
 
-class ConditionalGAN(TrainableModule):
+class ConditionalGAN(AdversarialPair):
+    """cGAN; with `feature_matching` > 0, G also matches D's mean features on real images."""
+
     def __init__(self, cfg: CGANConfig):
         super().__init__()
         self.cfg = cfg
         self.generator = ConditionalGenerator(cfg)
         self.discriminator = ConditionalDiscriminator(cfg)
 
-    def configure_optimizers(self):
-        b = (self.cfg.beta1, 0.999)
-        return {"g": torch.optim.Adam(self.generator.parameters(), self.cfg.lr_g, betas=b),
-                "d": torch.optim.Adam(self.discriminator.parameters(), self.cfg.lr_d, betas=b)}
-
-    def noise(self, n, generator=None):
-        return torch.randn(n, self.cfg.noise, generator=generator).to(next(self.parameters()).device)
-
     def train_step(self, batch, opt):
         real, y = to_signed(batch[0]), batch[1]
         fake = self.generator(self.noise(len(real)), y)
         d_real, f_real = self.discriminator(real, y, with_features=True)
         d_fake = self.discriminator(fake.detach(), y)
-        loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, self.cfg.label_smoothing))
-                  + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
-        opt["d"].zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt["d"].step()
+        loss_d = self.discriminator_loss(d_real, d_fake)
+        self.update(opt["d"], loss_d)
         d_gen, f_fake = self.discriminator(fake, y, with_features=True)
-        adv = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
         fm = feature_matching_loss(f_real.detach(), f_fake)
-        loss_g = self.cfg.adversarial * adv + self.cfg.feature_matching * fm
-        opt["g"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        opt["g"].step()
+        loss_g = self.cfg.adversarial * self.generator_loss(d_gen) + self.cfg.feature_matching * fm
+        self.update(opt["g"], loss_g)
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "feature_matching": fm.item(),
-                "D(x)": torch.sigmoid(d_real).mean().item(), "D(G(z))": torch.sigmoid(d_fake).mean().item()}
-
-    @torch.no_grad()
-    def validation_metrics(self, batch):
-        return {}
+                **self.d_outputs(d_real, d_fake)}
 
     @torch.no_grad()
     def sample(self, n, generator=None, labels=None):
