@@ -10,9 +10,6 @@ from genlab import flows
 from genlab.flows import (ActNorm, AffineCoupling, Chain, FlowConfig, Logit, MultiScaleFlow, RealNVP,
                           Squeeze, UniformDequantization)
 
-torch.set_default_dtype(torch.float64)
-
-
 @pytest.fixture(autouse=True, scope="module")
 def float64():
     torch.set_default_dtype(torch.float64)
@@ -49,8 +46,8 @@ def check(transform, x, atol=1e-8):
     return y, logdet
 
 
-X14 = torch.randn(3, 1, 4, 4, generator=torch.Generator().manual_seed(1))
-X44 = torch.randn(3, 4, 4, 4, generator=torch.Generator().manual_seed(2))
+X14 = torch.randn(3, 1, 4, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+X44 = torch.randn(3, 4, 4, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
 
 
 @pytest.mark.parametrize("parity", [0, 1])
