@@ -124,15 +124,16 @@ def build_notebook(name: str, profile: str, params: dict, reports: Path, pdf: bo
                 request_save_on_cell_execute=False,
             )
         except PapermillExecutionError as e:
-            failed = reports / "failed"
-            failed.mkdir(parents=True, exist_ok=True)
+            failed = reports / "failed" / f"{name}.ipynb"
+            failed.parent.mkdir(parents=True, exist_ok=True)
             if executed.exists():
-                shutil.copy(executed, failed / f"{name}.ipynb")
+                shutil.copy(executed, failed)
+            shown = failed.relative_to(REPO_ROOT) if failed.is_relative_to(REPO_ROOT) else failed
             last = str(e.evalue).strip().splitlines()
             raise GenlabError(
                 f"notebook {name} failed in cell {e.cell_index} (execution count {e.exec_count}): "
                 f"{e.ename}: {last[-1] if last else ''}; the previous report is kept; the failed run "
-                f"is in {(failed / f'{name}.ipynb').relative_to(REPO_ROOT) if failed.is_relative_to(REPO_ROOT) else failed}"
+                f"is in {shown}"
             ) from None
         _export(executed, staging, name, pdf)
         # Publish: notebook, HTML, PDF, headline numbers, samples.

@@ -281,8 +281,7 @@ def discussion(vanilla: pd.DataFrame, cgan: pd.DataFrame, progan: pd.DataFrame, 
             f"(real {a['real diversity']:.3g}). "
             + ("Feature matching gives more diverse samples" if fm["intra-class diversity"] > a["intra-class diversity"]
                else "Feature matching does not add diversity")
-            + " and "
-            + ("better" if fm["FID"] < a["FID"] else "worse") + " FID here.")
+            + ", and " + ("a better" if fm["FID"] < a["FID"] else "a worse") + " FID, here.")
     fids = progan["FID (upsampled to 32)"].tolist()
     floors = progan["real floor at this resolution"].tolist()
     falling = all(b < a for a, b in zip(fids, fids[1:]))
