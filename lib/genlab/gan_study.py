@@ -15,7 +15,7 @@ from genlab.config import Profile, config_dict, get_profile
 from genlab.gans import (CGANConfig, ConditionalGAN, GANConfig, ProGAN, ProGANConfig, ProGANStage,
                          VanillaGAN, downsample_to, to_signed, to_uint8)
 from genlab.metrics import yardstick
-from genlab.plots import grid_array
+from genlab.plots import grid_array, plot_histogram
 from genlab.train import fit
 
 COLLAPSE_COVERAGE = 0.8    # below this class coverage an epoch is flagged as mode collapse
@@ -47,10 +47,13 @@ def train_vanilla(dataset: str, profile: str | Profile):
 
 
 def vanilla_section(report, datasets) -> pd.DataFrame:
-    rows = []
+    rows, histograms = [], []
     for ds_name in datasets:
         ds = gdata.load(ds_name)
         cfg, result = train_vanilla(ds_name, report.profile)
+        final = yardstick(ds_name, report.profile.name).measure(
+            result.model.sample(report.profile.gans.samples, generator=torch.Generator().manual_seed(0)))
+        histograms.append((ds, final.histogram))
         h = result.history
         fig, axes = plt.subplots(1, 4, figsize=(14, 2.8))
         axes[0].plot(h["epoch"], h["train_loss_d"], marker="o", label="D")
@@ -95,6 +98,12 @@ def vanilla_section(report, datasets) -> pd.DataFrame:
         report.headline("vanilla GAN class coverage", last["coverage"], "fraction", ds_name)
     table = pd.DataFrame(rows)
     report.table(table)
+    fig, axes = plt.subplots(1, len(histograms), figsize=(4.5 * len(histograms), 2.6), squeeze=False)
+    for ax, (ds, hist) in zip(axes[0], histograms):
+        plot_histogram(hist, ds.classes, f"{ds.title}: predicted classes of the final samples", ax=ax)
+    fig.tight_layout()
+    plt.show()
+    plt.close(fig)
     return table
 
 

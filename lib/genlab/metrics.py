@@ -77,9 +77,6 @@ class SampleReport:
     histogram: list[float]
     conditional_accuracy: float | None = None
 
-    def as_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "histogram"}
-
 
 class Yardstick:
     """A dataset's classifier, ready to measure sample sets of that dataset."""

@@ -32,16 +32,6 @@ def show_grid(images: torch.Tensor, title: str = "", nrow: int = 8, ax=None, sca
     return fig
 
 
-def show_grids(panels: Sequence[tuple[str, torch.Tensor]], nrow: int = 8, scale: float = 0.45):
-    """Several grids side by side, one per (title, images)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(len(panels) * nrow * scale * 1.05 + 0.5,
-                                                      nrow * scale * 1.0 + 0.5), squeeze=False)
-    for ax, (title, imgs) in zip(axes[0], panels):
-        show_grid(imgs, title, nrow=nrow, ax=ax)
-    fig.tight_layout()
-    return fig
-
-
 def plot_history(history: pd.DataFrame, columns: Sequence[str] | None = None, title: str = "",
                  ax=None, ylabel: str = ""):
     """Per-epoch curves from a `fit()` history."""
