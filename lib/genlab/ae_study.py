@@ -8,7 +8,6 @@
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
@@ -18,7 +17,7 @@ import torch
 from torch.nn import functional as F
 
 from genlab import data as gdata
-from genlab.atomic import save_json
+from genlab.atomic import json_memo
 from genlab.attributes import ATTRIBUTES, attributes
 from genlab.autoencoders import AEConfig, AutoEncoder, kl_standard_normal
 from genlab.config import Profile, config_dict, get_profile, replace
@@ -69,9 +68,12 @@ def evaluate(run: AERun, images: torch.Tensor, k: int = 0, split: str = "test") 
     """Per-image means on `images`: -ELBO = recon + KL (nats), MSE and BCE of the mean
     reconstruction against grey values, and (k > 0) the IW-NLL with k samples.
     Seeded, and cached beside the checkpoint."""
-    stamp = run.fit.run_dir / f"eval_{split}_{len(images)}_k{k}.json"
-    if stamp.exists():
-        return json.loads(stamp.read_text())
+    return json_memo(run.fit.run_dir / f"eval_{split}_{len(images)}_k{k}.json",
+                     lambda: _evaluate(run, images, k))
+
+
+@torch.no_grad()
+def _evaluate(run: AERun, images: torch.Tensor, k: int) -> dict[str, float]:
     model = run.model.eval()
     device = next(model.parameters()).device
     sums: dict[str, float] = {}
@@ -90,14 +92,13 @@ def evaluate(run: AERun, images: torch.Tensor, k: int = 0, split: str = "test") 
                 vals["iw_nll"] = -model.iwae_log_likelihood(x, k)
             for name, v in vals.items():
                 sums[name] = sums.get(name, 0.0) + v.sum().item()
-    out = {name: v / len(images) for name, v in sums.items()}
-    save_json(out, stamp)
-    return out
+    return {name: v / len(images) for name, v in sums.items()}
 
 
 @torch.no_grad()
-def codes(run: AERun, images: torch.Tensor) -> torch.Tensor:
-    model = run.model.eval()
+def codes(model: AutoEncoder, images: torch.Tensor) -> torch.Tensor:
+    """Posterior means (AE: codes) of `images`, on the CPU."""
+    model.eval()
     device = next(model.parameters()).device
     return torch.cat([model.posterior(images[i:i + 1000].to(device))[0].cpu() for i in range(0, len(images), 1000)])
 
@@ -125,7 +126,7 @@ def linear_probe(train_x, train_y, test_x, test_y, steps: int = 100) -> float:
 def latent_sweep_section(report, datasets) -> tuple[pd.DataFrame, dict]:
     """Table, plots, reconstruction grids and the d=2 scatter; returns (table, runs by (dataset, d))."""
     b = report.profile.autoencoders
-    rows, runs = [], {}
+    rows, runs, test_codes = [], {}, {}
     for ds_name in datasets:
         ds = gdata.load(ds_name)
         n_eval = min(b.eval_images * 5, len(ds.x_test))
@@ -134,8 +135,9 @@ def latent_sweep_section(report, datasets) -> tuple[pd.DataFrame, dict]:
             runs[(ds_name, d)] = run
             test = evaluate(run, ds.x_test[:n_eval])
             tr = evaluate(run, ds.x_train[:n_eval], split="train")
-            probe = linear_probe(codes(run, ds.x_train[:10000]), ds.y_train[:10000],
-                                 codes(run, ds.x_test[:n_eval]), ds.y_test[:n_eval])
+            test_codes[(ds_name, d)] = codes(run.model, ds.x_test[:n_eval])
+            probe = linear_probe(codes(run.model, ds.x_train[:10000]), ds.y_train[:10000],
+                                 test_codes[(ds_name, d)], ds.y_test[:n_eval])
             rows.append({"dataset": ds.title, "d": d, "test MSE": test["mse"], "test BCE": test["bce_grey"],
                          "train BCE": tr["bce_grey"], "gap (test − train BCE)": test["bce_grey"] - tr["bce_grey"],
                          "linear probe accuracy": probe, "train time (s)": run.fit.train_seconds})
@@ -171,7 +173,7 @@ def latent_sweep_section(report, datasets) -> tuple[pd.DataFrame, dict]:
         fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
         for ax, ds_name in zip(axes[0], datasets):
             ds = gdata.load(ds_name)
-            z = codes(runs[(ds_name, 2)], ds.x_test[:n_eval])
+            z = test_codes[(ds_name, 2)]
             sc = ax.scatter(z[:, 0], z[:, 1], c=ds.y_test[:n_eval], cmap="tab10", s=3)
             ax.set_title(f"{ds.title}: AE codes, d = 2 ({n_eval} test images)", fontsize=10)
             handles = [plt.Line2D([], [], marker="o", ls="", color=sc.cmap(sc.norm(c)), label=name[:10])
@@ -223,19 +225,13 @@ def vae_section(report, ae_runs: dict) -> tuple[pd.DataFrame, dict]:
                     config={"dataset": ds_name, "vae": config_dict(vae.cfg), "seed": report.profile.seed})
         rows_ = []
         for model in (ae.model, vae):
-            za, zb = codes_of(model, ds.x_test[10:13]), codes_of(model, ds.x_test[13:16])
+            za, zb = codes(model, ds.x_test[10:13]), codes(model, ds.x_test[13:16])
             w = torch.linspace(0, 1, 10)[None, :, None]
             rows_.append(model.decode_mean(((1 - w) * za[:, None] + w * zb[:, None]).flatten(0, 1)).cpu())
         report.grid(f"interpolations_{ds_name}", torch.cat(rows_),
                     f"{ds.title}: interpolation between test images: AE (top 3 rows), VAE (bottom 3)", nrow=10,
                     config={"dataset": ds_name, "from": [10, 11, 12], "to": [13, 14, 15]})
     return table, runs
-
-
-@torch.no_grad()
-def codes_of(model: AutoEncoder, images: torch.Tensor) -> torch.Tensor:
-    device = next(model.parameters()).device
-    return model.eval().posterior(images.to(device))[0]
 
 
 # --- 3. f-VAE vs VAE ---------------------------------------------------------------------
@@ -278,7 +274,10 @@ def kl_per_dim(run: AERun, images: torch.Tensor) -> torch.Tensor:
     return kl_standard_normal(mu, log_var).mean(0).cpu()
 
 
-def active_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
+ACTIVE_THRESHOLD = 0.01
+
+
+def active_units(mu: torch.Tensor, threshold: float = ACTIVE_THRESHOLD) -> int:
     """Latents whose posterior mean varies across data: Var_x E_q[z_j] > threshold (Burda et al.)."""
     return int((mu.var(0) > threshold).sum())
 
@@ -290,15 +289,17 @@ def beta_section(report) -> tuple[pd.DataFrame, pd.DataFrame]:
     ds = gdata.load("mnist")
     n = min(b.eval_images, len(ds.x_test))
     x = ds.x_test[:n]
-    rows, runs = [], {}
+    rows, runs, means = [], {}, {}
     for beta in b.betas:
         run = train("mnist", report.profile, beta=beta)
         runs[beta] = run
         ev = evaluate(run, x)
-        mu = codes(run, x)
+        mu = means[beta] = codes(run.model, x)
         rows.append({"β": beta, "rate: KL (nats)": ev["kl"], "distortion (nats)": ev["recon"],
                      "−ELBO (nats)": ev["neg_elbo"], "active units": active_units(mu), "of": run.cfg.latent})
     table = pd.DataFrame(rows)
+    report.say(f"On {n} test images; a latent is *active* when its posterior mean varies across them "
+               f"with variance > {ACTIVE_THRESHOLD:g}.")
     report.table(table)
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     ax.plot(table["rate: KL (nats)"], table["distortion (nats)"], marker="o")
@@ -317,7 +318,7 @@ def beta_section(report) -> tuple[pd.DataFrame, pd.DataFrame]:
     run = runs[beta]
     order = torch.argsort(kl_per_dim(run, x), descending=True)
     top = order[: min(6, run.cfg.latent)]
-    base = codes(run, ds.x_test[:1])
+    base = codes(run.model, ds.x_test[:1])
     steps = torch.linspace(-3, 3, 9)
     z = base.repeat(len(top) * len(steps), 1)
     for i, j in enumerate(top):
@@ -325,7 +326,7 @@ def beta_section(report) -> tuple[pd.DataFrame, pd.DataFrame]:
     report.grid(f"traversals_beta{beta:g}", run.model.decode_mean(z.to(next(run.model.parameters()).device)).cpu(),
                 f"β = {beta:g}: traversal of the {len(top)} latents with the largest KL (one row each, −3…3)",
                 nrow=len(steps), config={"beta": beta, "latents": top.tolist(), "values": steps.tolist()})
-    mu = codes(run, x)
+    mu = means[beta]
     attrs = attributes(x)
     corr = pd.DataFrame({f"z{j}": [float(np.corrcoef(mu[:, j].numpy(), attrs[a].to_numpy())[0, 1])
                                     for a in ATTRIBUTES] for j in order[:8].tolist()}, index=list(ATTRIBUTES))

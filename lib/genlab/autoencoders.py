@@ -200,6 +200,8 @@ class AutoEncoder(TrainableModule):
 
     @torch.no_grad()
     def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents (on any device) -> the decoder's mean image as uint8."""
+        z = z.to(next(self.parameters()).device)
         return (torch.sigmoid(self.decoder(z)) * 255).round().to(torch.uint8)
 
     @torch.no_grad()

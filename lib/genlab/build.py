@@ -55,6 +55,9 @@ def check_params(notebook: Path, params: dict) -> None:
     """Every parameter must be one the notebook's `parameters` cell defines."""
     import papermill
 
+    if not notebook.exists():
+        shown = notebook.relative_to(REPO_ROOT) if notebook.is_relative_to(REPO_ROOT) else notebook
+        raise GenlabError(f"notebook {notebook} is missing; restore it with git checkout {shown}")
     known = papermill.inspect_notebook(str(notebook))
     unknown = sorted(set(params) - set(known))
     if unknown:
@@ -100,10 +103,7 @@ def build_notebook(name: str, profile: str, params: dict, reports: Path, pdf: bo
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    source = NOTEBOOK_DIR / f"{name}.ipynb"
-    if not source.exists():
-        raise GenlabError(f"notebook {source} is missing; restore it with git checkout {source.relative_to(REPO_ROOT)}")
-    check_params(source, params)
+    source = NOTEBOOK_DIR / f"{name}.ipynb"   # main() has checked it exists and takes `params`
     staging = reports / f".staging-{name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

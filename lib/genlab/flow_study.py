@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from genlab import data as gdata
-from genlab.atomic import save_json
+from genlab.atomic import json_memo
 from genlab.config import FlowBudget, Profile, config_dict, get_profile, replace
 from genlab.flows import LOG2, AffineCoupling, FlowConfig, MultiScaleFlow, RealNVP, Squeeze
 from genlab.metrics import Yardstick
@@ -89,13 +89,9 @@ def train(dataset: str, profile: str | Profile, *, train_images: int | None = No
     )
     n_test = eval_images or (profile.eval_subset or len(ds.x_test))
     # The full-test-set number is costly; keep it beside the checkpoint.
-    stamp = result.run_dir / f"test_bpd_{n_test}.json"
-    if stamp.exists():
-        import json
-        test_bpd = json.loads(stamp.read_text())["bits_per_dim"]
-    else:
-        test_bpd = bits_per_dim(result.model, ds.x_test[:n_test], seed=profile.seed)
-        save_json({"bits_per_dim": test_bpd, "images": n_test}, stamp)
+    test_bpd = json_memo(result.run_dir / f"test_bpd_{n_test}.json", lambda: {
+        "bits_per_dim": bits_per_dim(result.model, ds.x_test[:n_test], seed=profile.seed),
+        "images": n_test})["bits_per_dim"]
     return FlowRun(ds.name, cfg, result, test_bpd, n_test, n_val, n_train, batch_size)
 
 
@@ -151,16 +147,13 @@ def interpolations(model: RealNVP, a: torch.Tensor, b: torch.Tensor, steps: int 
     return model.decode(z.flatten(0, 1)).cpu()
 
 
-@torch.no_grad()
 def first_step_gradients(cfg: FlowConfig, images: torch.Tensor, batch_size: int,
                          seed: int = 0) -> tuple[float, float]:
     """(gradient norm reaching the zero-initialised output convolutions, bits/dim) at step 1."""
     torch.manual_seed(seed)
-    model = RealNVP(cfg)
-    with torch.enable_grad():
-        model.train()
-        loss = model.bits_per_dim(images[:batch_size]).mean()
-        loss.backward()
+    model = RealNVP(cfg).train()
+    loss = model.bits_per_dim(images[:batch_size]).mean()
+    loss.backward()
     norms = [m.net.out.weight.grad.norm() for m in model.modules() if isinstance(m, AffineCoupling)]
     return float(torch.stack(norms).norm()), float(loss)
 

@@ -14,7 +14,7 @@ from genlab.atomic import save_torch
 from genlab.config import Profile, config_dict, get_profile
 from genlab.gans import (CGANConfig, ConditionalGAN, GANConfig, ProGAN, ProGANConfig, ProGANStage,
                          VanillaGAN, downsample_to, to_signed, to_uint8)
-from genlab.metrics import yardstick
+from genlab.metrics import class_histogram, yardstick
 from genlab.plots import grid_array, plot_histogram
 from genlab.train import fit
 
@@ -23,6 +23,19 @@ FM_WEIGHT = 1.0            # feature-matching weight beside the adversarial loss
 
 
 # --- 1. vanilla GAN ------------------------------------------------------------------------
+
+def _monitor_samples(model, n: int, epoch: int) -> torch.Tensor:
+    """The samples the per-epoch monitor measures after `epoch` (seeded by the epoch)."""
+    return model.sample(n, generator=torch.Generator().manual_seed(epoch))
+
+
+def final_histogram(dataset: str, profile: Profile, result) -> list[float]:
+    """Predicted-class shares of the very samples behind the last epoch's coverage."""
+    ys = yardstick(dataset, profile.name)
+    last = int(result.history["epoch"].iloc[-1])
+    pred = ys.probabilities(_monitor_samples(result.model, profile.gans.samples, last)).argmax(1)
+    return class_histogram(pred, ys.num_classes).tolist()
+
 
 def train_vanilla(dataset: str, profile: str | Profile):
     profile = get_profile(profile)
@@ -33,7 +46,7 @@ def train_vanilla(dataset: str, profile: str | Profile):
     fixed = torch.randn(32, cfg.noise, generator=torch.Generator().manual_seed(profile.seed))
 
     def monitor(model, epoch, run_dir: Path):
-        m = ys.measure(model.sample(b.samples, generator=torch.Generator().manual_seed(epoch)))
+        m = ys.measure(_monitor_samples(model, b.samples, epoch))
         with torch.no_grad():
             grid = to_uint8(model.generator(fixed.to(next(model.parameters()).device))).cpu()
         save_torch(grid, run_dir / f"samples_epoch{epoch}.pt")
@@ -51,9 +64,7 @@ def vanilla_section(report, datasets) -> pd.DataFrame:
     for ds_name in datasets:
         ds = gdata.load(ds_name)
         cfg, result = train_vanilla(ds_name, report.profile)
-        final = yardstick(ds_name, report.profile.name).measure(
-            result.model.sample(report.profile.gans.samples, generator=torch.Generator().manual_seed(0)))
-        histograms.append((ds, final.histogram))
+        histograms.append((ds, final_histogram(ds_name, report.profile, result)))
         h = result.history
         fig, axes = plt.subplots(1, 4, figsize=(14, 2.8))
         axes[0].plot(h["epoch"], h["train_loss_d"], marker="o", label="D")
