@@ -66,10 +66,10 @@ def test_resume_after_an_exception_matches_uninterrupted(tmp_path, monkeypatch):
         run(ToyConfig(nan_at_step=8 * 2 + 5))    # dies in epoch 3, after two checkpoints
     # The same configuration minus the fault (nan_at_step is part of the key, so
     # point the clean config at the interrupted run's checkpoint by copying it).
-    from genlab.train import cache_key as key
+    from genlab.cache import model_fingerprint
     interrupted = next((tmp_path / "interrupted" / "runs").iterdir())
-    target = interrupted.with_name("toy-" + key("toy", {"config": ToyConfig(), "epochs": 4, "batch_size": 32,
-                                                        "seed": 0}, "toy"))
+    target = interrupted.with_name("toy-" + cache_key("toy", {"config": ToyConfig(), "epochs": 4, "batch_size": 32,
+                                                              "seed": 0}, "toy", model_fingerprint(Toy(ToyConfig()))))
     interrupted.rename(target)
     Toy.steps_taken = 0
     resumed = run()

@@ -17,7 +17,7 @@ import torch
 from torch.nn import functional as F
 
 from genlab import data as gdata
-from genlab.atomic import json_memo
+from genlab.cache import json_memo
 from genlab.attributes import ATTRIBUTES, attributes
 from genlab.autoencoders import AEConfig, AutoEncoder, kl_standard_normal
 from genlab.config import Profile, config_dict, get_profile, replace

@@ -36,14 +36,3 @@ def save_json(obj: Any, path: Path) -> None:
 
 def save_text(text: str, path: Path) -> None:
     _atomic(path, lambda f: f.write(text.encode()))
-
-
-def json_memo(path: Path, compute) -> Any:
-    """The JSON stored at `path`, or `compute()` stored there first: keeps a costly
-    evaluation beside the checkpoint it belongs to."""
-    path = Path(path)
-    if path.exists():
-        return json.loads(path.read_text())
-    value = compute()
-    save_json(value, path)
-    return value

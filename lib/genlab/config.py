@@ -4,17 +4,30 @@
 * ``cpu``   - the default ``make report``: bounded time on 2 cores, real results.
 * ``gpu``   - full quality; uses CUDA when it is there.
 
-A profile is a plain frozen dataclass. Model issues add their own fields here so
-that the one ``profile`` parameter keeps steering every notebook.
+A profile is a plain frozen dataclass. Every field of a notebook's budget (and the
+profile's `seed`) is also a notebook parameter of the same name: `apply_params`
+validates a user's overrides (type and range, one-line errors that name the valid
+choices) and composes them with the profile, so `-p epochs=10 -p hidden=64` means
+"the cpu profile, with these two changed".
 """
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from genlab.errors import GenlabError
+
+
+def knob(default, *, min: float | None = None, choices: tuple | None = None):
+    """A budget field with its valid range (default: integers >= 1, floats > 0)."""
+    return field(default=default, metadata={"min": min, "choices": choices})
+
+
+DATASETS_28 = ("mnist", "fashion_mnist")   # the 28x28 grey datasets the flows, AEs and GANs use
 
 
 @dataclass(frozen=True)
@@ -34,7 +47,9 @@ class FlowBudget:
     """How much the flows notebook trains and samples."""
 
     epochs: int
-    train_subset: int = 0          # 0 = the whole training set
+    datasets: tuple[str, ...] = knob(DATASETS_28, choices=DATASETS_28)
+    train_subset: int = knob(0, min=0)   # 0 = the whole training set
+    val_images: int = 2000         # test images scored after every epoch
     batch_size: int = 64
     hidden: int = 32
     blocks: int = 1
@@ -45,6 +60,7 @@ class FlowBudget:
     sweep_subset: int = 10000      # training images each hyperparameter variant sees
     sweep_epochs: int = 1
     sweep_eval: int = 2000         # test images for a variant's bits/dim
+    run_sweep: bool = True         # the hyperparameter sweep on the first dataset
 
 
 @dataclass(frozen=True)
@@ -53,8 +69,11 @@ class AEBudget:
 
     ae_epochs: int                     # each AE of the latent sweep
     vae_epochs: int                    # every VAE, f-VAE and β-VAE
-    train_subset: int = 0              # 0 = the whole training set
+    datasets: tuple[str, ...] = knob(DATASETS_28, choices=DATASETS_28)
+    train_subset: int = knob(0, min=0)  # 0 = the whole training set
+    val_images: int = 2000             # test images scored after every epoch
     batch_size: int = 128
+    lr: float = 1e-3
     width: int = 32
     latents: tuple[int, ...] = (2, 16, 64)
     vae_latent: int = 16
@@ -71,12 +90,15 @@ class GANBudget:
 
     vanilla_epochs: int
     cgan_epochs: int
-    train_subset: int = 0
+    datasets: tuple[str, ...] = knob(DATASETS_28, choices=DATASETS_28)   # vanilla GAN and cGANs
+    train_subset: int = knob(0, min=0)
     batch_size: int = 64
+    lr: float = 2e-4                          # G and D of the vanilla GAN and the cGANs
     vanilla_hidden: int = 256
     cgan_width: int = 32
     samples: int = 2000                       # per FID / coverage / accuracy measurement
     progan_channels: int = 64
+    progan_lr: float = 1e-3
     progan_steps: tuple[int, ...] = (600, 600, 600, 300)   # optimiser steps per stage (4, 8, 16, 32)
     progan_batch: int = 32
     progan_epochs_per_stage: int = 4          # history points per stage (the loop's "epochs")
@@ -93,7 +115,7 @@ class Profile:
     autoencoders: AEBudget = AEBudget(ae_epochs=1, vae_epochs=1)
     gans: GANBudget = GANBudget(vanilla_epochs=1, cgan_epochs=1)
     grid_images: int = 64
-    seed: int = 0
+    seed: int = knob(0, min=0)
 
     @property
     def device(self) -> torch.device:
@@ -111,9 +133,9 @@ PROFILES: dict[str, Profile] = {
         eval_subset=1000,
         fid_samples=500,
         fid_reference=2000,
-        flows=FlowBudget(epochs=1, train_subset=512, hidden=8, couplings=1, samples=200,
+        flows=FlowBudget(epochs=1, train_subset=512, val_images=200, hidden=8, couplings=1, samples=200,
                          temperatures=(0.7, 1.0), sweep_subset=256, sweep_eval=200),
-        autoencoders=AEBudget(ae_epochs=1, vae_epochs=1, train_subset=1024, width=8, latents=(2, 8),
+        autoencoders=AEBudget(ae_epochs=1, vae_epochs=1, train_subset=1024, val_images=200, width=8, latents=(2, 8),
                               vae_latent=4, flow_steps=(2,), seeds=2, betas=(1.0, 4.0), iwae_k=10,
                               eval_images=200),
         gans=GANBudget(vanilla_epochs=2, cgan_epochs=1, train_subset=1024, vanilla_hidden=32, cgan_width=8,
@@ -195,5 +217,115 @@ def replace(cfg, **overrides):
     return dataclasses.replace(cfg, **overrides)
 
 
+# --- notebook parameters ---------------------------------------------------------------
+
+# Which budget of the profile each notebook's parameters override.
+NOTEBOOK_BUDGET = {"flows": "flows", "autoencoders": "autoencoders", "gans": "gans"}
+PROFILE_KNOBS = ("seed",)   # profile-wide fields that are parameters of every notebook
+
+
+def _knob_fields(notebook: str) -> dict[str, tuple[dataclasses.Field, Any]]:
+    """name -> (field, type) of every parameter `notebook` takes besides `profile`."""
+    if notebook not in NOTEBOOK_BUDGET:
+        raise GenlabError(f"unknown notebook {notebook!r}; known: {', '.join(NOTEBOOK_BUDGET)}")
+    budget_cls = type(getattr(PROFILES[DEFAULT_PROFILE], NOTEBOOK_BUDGET[notebook]))
+    out = {}
+    for cls, names in ((Profile, PROFILE_KNOBS), (budget_cls, None)):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if names is None or f.name in names:
+                out[f.name] = (f, hints[f.name])
+    return out
+
+
+def knob_names(notebook: str) -> list[str]:
+    return sorted(_knob_fields(notebook))
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _coerce(name: str, value: Any, typ: Any, meta) -> Any:
+    """`value` as `typ`, or a one-line GenlabError naming what is valid."""
+    origin = typing.get_origin(typ)
+    if origin is tuple:
+        (elem, *_rest) = typing.get_args(typ)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        elif not isinstance(value, (list, tuple)):
+            value = [value]
+        if not value:
+            raise GenlabError(f"parameter {name} needs at least one value")
+        return tuple(_coerce(name, v, elem, meta) for v in value)
+    lo, choices = meta.get("min"), meta.get("choices")
+    if typ is bool:
+        if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+            value = value.lower() in _TRUE
+        if not isinstance(value, bool):
+            raise GenlabError(f"parameter {name} must be True or False, got {value!r}")
+        return value
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise GenlabError(f"parameter {name} must be a whole number, got {value!r}")
+        lo = 1 if lo is None else lo
+        if value < lo:
+            raise GenlabError(f"parameter {name} must be ≥ {lo}, got {value}")
+        return value
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise GenlabError(f"parameter {name} must be a number, got {value!r}")
+        if (lo is None and not value > 0) or (lo is not None and value < lo):
+            raise GenlabError(f"parameter {name} must be {'> 0' if lo is None else f'≥ {lo}'}, got {value}")
+        return float(value)
+    if typ is str:
+        if not isinstance(value, str):
+            raise GenlabError(f"parameter {name} must be text, got {value!r}")
+        if choices:
+            from genlab.data import canonical_name
+            try:
+                value = canonical_name(value)
+            except GenlabError:
+                pass
+            if value not in choices:
+                raise GenlabError(f"parameter {name}: {value!r} is not one of {', '.join(choices)}")
+        return value
+    raise TypeError(f"no parameter rule for {name}: {typ}")
+
+
+def apply_params(profile: str | Profile, notebook: str, params: dict[str, Any]) -> tuple[Profile, dict]:
+    """The profile with `notebook`'s parameter overrides applied, and the overrides that
+    changed something ({name: value}). A value of None means "the profile's value"."""
+    profile = get_profile(profile)
+    fields = _knob_fields(notebook)
+    unknown = sorted(set(params) - set(fields) - {"profile"})
+    if unknown:
+        raise GenlabError(f"unknown parameter(s) {', '.join(unknown)} for {notebook}; "
+                          f"valid: {', '.join(['profile', *sorted(fields)])}")
+    budget_name = NOTEBOOK_BUDGET[notebook]
+    budget = getattr(profile, budget_name)
+    top, inner, changed = {}, {}, {}
+    for name, value in params.items():
+        if name == "profile" or value is None:
+            continue
+        f, typ = fields[name]
+        value = _coerce(name, value, typ, f.metadata)
+        owner = profile if name in PROFILE_KNOBS else budget
+        if value != getattr(owner, name):
+            changed[name] = value
+            (top if owner is profile else inner)[name] = value
+    if inner:
+        top[budget_name] = dataclasses.replace(budget, **inner)
+    return (dataclasses.replace(profile, **top) if top else profile), changed
+
+
+def describe_changes(changed: dict) -> str:
+    """'epochs=10, hidden=64' (or 'nothing')."""
+    def fmt(v):
+        if isinstance(v, tuple):
+            return ",".join(fmt(x) for x in v)
+        return f"{v:g}" if isinstance(v, float) else str(v)
+    return ", ".join(f"{k}={fmt(v)}" for k, v in sorted(changed.items())) or "nothing"
+
+
 __all__ = ["AEBudget", "ClassifierBudget", "FlowBudget", "GANBudget", "Profile", "PROFILES", "DEFAULT_PROFILE", "get_profile",
-           "config_dict", "replace", "field"]
+           "config_dict", "replace", "field", "knob", "apply_params", "knob_names", "describe_changes"]

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from genlab import data as gdata
-from genlab.atomic import json_memo
+from genlab.cache import json_memo
 from genlab.config import FlowBudget, Profile, config_dict, get_profile, replace
 from genlab.flows import LOG2, AffineCoupling, FlowConfig, MultiScaleFlow, RealNVP, Squeeze
 from genlab.metrics import Yardstick

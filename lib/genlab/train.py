@@ -8,7 +8,8 @@ A model owns its loss: it subclasses `TrainableModule` and implements `loss()`
 * a tqdm progress bar, per-epoch train and validation metrics in a DataFrame;
 * a NaN/inf guard that stops with a message naming model, epoch and step;
 * an atomic checkpoint after every epoch, and resume from it after a crash;
-* a cache keyed by the full configuration: the same call twice trains once.
+* a cache keyed by the full configuration, the data and the model's source code:
+  the same call twice trains once, and editing a model retrains it (`genlab.cache`).
 """
 from __future__ import annotations
 
@@ -27,12 +28,13 @@ from torch import nn
 from tqdm import tqdm  # the text bar: works in terminals and notebooks alike
 
 from genlab.atomic import save_json, save_torch
+from genlab.cache import model_fingerprint, set_aside
 from genlab.config import config_dict
 from genlab.errors import GenlabError
 from genlab.paths import cache_dir
 
-# Bump when a change to the loop or the models makes old checkpoints wrong.
-CACHE_VERSION = 1
+# Bump when old checkpoints become wrong for a reason the source fingerprint cannot see.
+CACHE_VERSION = 2
 
 Batch = tuple[torch.Tensor, ...]
 
@@ -86,8 +88,8 @@ class FitResult:
         return float(self.history["seconds"].sum()) if len(self.history) else 0.0
 
 
-def cache_key(name: str, config: Any, data_id: str) -> str:
-    blob = json.dumps({"name": name, "config": config_dict(config), "data": data_id,
+def cache_key(name: str, config: Any, data_id: str, code: str = "") -> str:
+    blob = json.dumps({"name": name, "config": config_dict(config), "data": data_id, "code": code,
                        "version": CACHE_VERSION}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -135,6 +137,19 @@ def _check_finite(name: str, metrics: dict[str, float], epoch: int, step: int, r
             )
 
 
+def _read_checkpoint(path: Path, model: TrainableModule, device) -> dict | None:
+    """The checkpoint's state loaded into `model`, or None after setting an unreadable one aside."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        for k in ("history", "finished", "epoch", "optimizers", "schedulers", "rng"):
+            state[k]
+        return state
+    except Exception as e:  # any damage: truncated file, wrong keys, wrong shapes
+        set_aside(path.parent, f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}")
+        return None
+
+
 def fit(
     name: str,
     build: Callable[[], TrainableModule],
@@ -159,12 +174,13 @@ def fit(
     run_dir (e.g. samples over training).
     """
     device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    key = cache_key(name, {"config": config, "epochs": epochs, "batch_size": batch_size, "seed": seed}, data_id)
-    run_dir = cache_dir() / "runs" / f"{name}-{key}"
-    ckpt_path = run_dir / "checkpoint.pt"
-
     torch.manual_seed(seed)
     model = build().to(device)
+    code = model_fingerprint(model)
+    key = cache_key(name, {"config": config, "epochs": epochs, "batch_size": batch_size, "seed": seed},
+                    data_id, code)
+    run_dir = cache_dir() / "runs" / f"{name}-{key}"
+    ckpt_path = run_dir / "checkpoint.pt"
     optimizers = model.configure_optimizers()
     n = len(train[0])
     steps_per_epoch = max(1, n // batch_size) if n >= batch_size else 1
@@ -172,13 +188,15 @@ def fit(
     rows: list[dict] = []
     start_epoch = 1
 
-    if ckpt_path.exists():
-        try:
-            state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        except Exception as e:
-            raise GenlabError(f"{name}: cannot read checkpoint {ckpt_path} ({e}); delete that folder "
-                              f"to retrain from scratch") from e
-        model.load_state_dict(state["model"])
+    had_checkpoint = ckpt_path.exists()
+    state = _read_checkpoint(ckpt_path, model, device) if had_checkpoint else None
+    if had_checkpoint and state is None:
+        # A damaged checkpoint was set aside: start again from the seeded initialisation.
+        torch.manual_seed(seed)
+        model = build().to(device)
+        optimizers = model.configure_optimizers()
+        schedulers = model.configure_schedulers(optimizers, steps_per_epoch * epochs)
+    if state is not None:
         rows = state["history"]
         if state["finished"]:
             model.eval()
@@ -193,7 +211,7 @@ def fit(
         start_epoch = state["epoch"] + 1
     else:
         save_json({"name": name, "data": data_id, "epochs": epochs, "batch_size": batch_size,
-                   "seed": seed, "config": config_dict(config)}, run_dir / "config.json")
+                   "seed": seed, "code": code, "config": config_dict(config)}, run_dir / "config.json")
 
     # The whole data set moves to the device once (a no-op on the CPU); batches are index slices.
     train = _to(train, device)

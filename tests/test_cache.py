@@ -1,0 +1,102 @@
+"""The cache may never show stale numbers: code, configuration and data form the key."""
+import importlib
+import os
+import sys
+import textwrap
+import warnings
+
+import pytest
+import torch
+
+from genlab.cache import CacheWarning, code_fingerprint, json_memo, model_fingerprint
+from toy import Toy, ToyConfig, run
+
+MODEL_SOURCE = '''
+import torch
+from torch import nn
+from torch.nn import functional as F
+from genlab.train import TrainableModule
+
+
+class Edited(TrainableModule):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(4, 3)
+
+    def configure_optimizers(self):
+        return {"sgd": torch.optim.SGD(self.parameters(), lr=0.1)}
+
+    def loss(self, batch):
+        x, y = batch
+        return F.cross_entropy(self.net(x) * SCALE, y), {}
+'''
+
+
+def write_model(folder, scale, comment=""):
+    path = folder / "edited_model.py"
+    path.write_text(textwrap.dedent(MODEL_SOURCE) + f"\n{comment}\nSCALE = {scale}\n")
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))   # a new mtime, even within one tick
+    sys.modules.pop("edited_model", None)
+    return importlib.import_module("edited_model")
+
+
+def fit_edited(module):
+    from genlab.train import fit
+    from toy import toy_data
+    return fit("edited", module.Edited, {"cfg": 1}, toy_data(), epochs=1, batch_size=32, data_id="toy",
+               device="cpu")
+
+
+def test_editing_a_models_source_retrains_it_and_a_comment_does_not(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    first = fit_edited(write_model(tmp_path, 1.0))
+    assert not first.cached
+    assert fit_edited(write_model(tmp_path, 1.0)).cached
+    assert fit_edited(write_model(tmp_path, 1.0, comment="# only a comment")).cached
+    edited = fit_edited(write_model(tmp_path, 2.0))
+    assert not edited.cached and edited.run_dir != first.run_dir
+
+
+def test_model_fingerprint_covers_the_classes_and_the_loop():
+    a = model_fingerprint(Toy(ToyConfig()))
+    assert a == model_fingerprint(Toy(ToyConfig(lr=1.0)))     # config is keyed separately
+    from genlab.flows import RealNVP, FlowConfig
+    assert model_fingerprint(RealNVP(FlowConfig(hidden=4, couplings=1))) != a
+
+
+def test_a_corrupt_checkpoint_is_set_aside_and_retrained():
+    reference = run()
+    ckpt = reference.run_dir / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:100])     # truncated, as after a full disk
+    Toy.steps_taken = 0
+    with pytest.warns(CacheWarning, match="unreadable.*set aside"):
+        again = run()
+    assert not again.cached and Toy.steps_taken == 8 * 4
+    assert list(reference.run_dir.parent.glob(f"{reference.run_dir.name}.corrupt-*"))
+    assert all(torch.equal(p, q) for p, q in zip(reference.model.state_dict().values(),
+                                                 again.model.state_dict().values()))
+
+
+def test_json_memo_recomputes_when_its_code_changes_or_the_file_is_corrupt(tmp_path, monkeypatch):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"v": len(calls)}
+
+    path = tmp_path / "memo.json"
+    assert json_memo(path, compute) == {"v": 1}
+    assert json_memo(path, compute) == {"v": 1} and len(calls) == 1
+    monkeypatch.setattr("genlab.cache.code_fingerprint", lambda *f: "other code")
+    assert json_memo(path, compute) == {"v": 2}
+    path.write_text("{not json")
+    with pytest.warns(CacheWarning):
+        assert json_memo(path, compute) == {"v": 3}
+
+
+def test_code_fingerprint_ignores_formatting_but_not_code(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = code_fingerprint(write_model(tmp_path, 1.0).Edited)
+    assert code_fingerprint(write_model(tmp_path, 1.0, comment="# hello").Edited) == before
+    assert code_fingerprint(write_model(tmp_path, 3.0).Edited) != before
