@@ -23,8 +23,65 @@ def test_parse_params_reads_literals():
 
 
 def test_unknown_notebook_parameter_is_rejected_before_running():
-    with pytest.raises(GenlabError, match="unknown parameter.*epochz for flows.ipynb; valid: profile"):
+    with pytest.raises(GenlabError, match="unknown parameter.*epochz for flows; valid: profile, batch_size"):
         build.check_params(build.NOTEBOOK_DIR / "flows.ipynb", {"epochz": 3})
+
+
+@pytest.mark.parametrize("param, message", [
+    ("run_sweep=maybe", "parameter run_sweep must be True or False, got 'maybe'"),
+    ("epochs=0", "parameter epochs must be ≥ 1, got 0"),
+    ("epochs=ten", "parameter epochs must be a whole number, got 'ten'"),
+    ("datasets=svhn", "parameter datasets: 'svhn' is not one of mnist, fashion_mnist"),
+])
+def test_a_wrong_parameter_fails_in_one_line_before_anything_runs(param, message, capsys, tmp_path):
+    assert build.main(["--notebooks", "flows", "-p", param, "--reports", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
+    assert not list(tmp_path.iterdir())
+
+
+def test_each_notebook_takes_exactly_its_budgets_fields_and_the_seed():
+    import papermill
+    from genlab.config import knob_names
+    for name in build.NOTEBOOKS:
+        known = papermill.inspect_notebook(str(build.NOTEBOOK_DIR / f"{name}.ipynb"))
+        assert sorted(known) == sorted(["profile", *knob_names(name)]), name
+        assert all(p["default"] == "None" for k, p in known.items() if k != "profile"), name
+
+
+def test_run_names():
+    assert build.run_name(None, {}) is None
+    assert build.run_name(None, {"epochs": 2, "seed": 1}) == "epochs=2_seed=1"
+    assert build.run_name("wide", {}) == "wide"
+    with pytest.raises(GenlabError, match="run name"):
+        build.run_name("../up", {})
+
+
+def test_a_run_with_other_parameters_is_built_beside_the_default_one(tmp_path, monkeypatch):
+    notebooks, reports = tmp_path / "nbs", tmp_path / "reports"
+    notebooks.mkdir()
+    monkeypatch.setattr(build, "NOTEBOOK_DIR", notebooks)
+    tiny_notebook(notebooks / "flows.ipynb", 'print("the default")')
+    assert build.main(["--notebooks", "flows", "--no-pdf", "--reports", str(reports)]) == 0
+    tiny_notebook(notebooks / "flows.ipynb", 'print("another run")')
+    assert build.main(["--notebooks", "flows", "--no-pdf", "--name", "try", "--reports", str(reports)]) == 0
+    assert "the default" in (reports / "flows.html").read_text()
+    assert "another run" in (reports / "runs" / "try" / "flows.html").read_text()
+
+
+def test_index_lists_every_run_side_by_side_and_skips_a_corrupt_json(tmp_path):
+    def meta(value, changed):
+        return json.dumps({"notebook": "flows", "profile": "cpu", "started_at": "today", "wall_time_s": 60,
+                           "changed": changed, "headlines": [{"metric": "test bits/dim", "value": value,
+                                                              "unit": "bits/dim", "dataset": "mnist"}]})
+    (tmp_path / "runs" / "wide").mkdir(parents=True)
+    (tmp_path / "flows.json").write_text(meta(1.234, "nothing"))
+    (tmp_path / "runs" / "wide" / "flows.json").write_text(meta(1.111, "hidden=64"))
+    (tmp_path / "gans.json").write_text("{truncated")
+    path, notes = build.write_index(tmp_path)
+    page = path.read_text()
+    assert "<th>default (cpu)</th><th>wide (cpu)</th>" in page
+    assert "<td class=num>1.234</td><td class=num>1.111</td>" in page and "hidden=64" in page
+    assert len(notes) == 1 and "gans.json is unreadable" in notes[0] and "skipped" in notes[0]
 
 
 def test_unknown_profile_gives_one_line(capsys, tmp_path):

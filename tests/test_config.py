@@ -27,3 +27,32 @@ def test_config_dict_changes_with_any_field():
     a = config_dict(ClassifierBudget(epochs=1))
     assert a != config_dict(ClassifierBudget(epochs=1, lr=1e-4))
     assert a == config_dict(ClassifierBudget(epochs=1))
+
+
+def test_parameters_compose_with_the_profile_and_list_what_changed():
+    from genlab.config import apply_params, describe_changes
+    cpu = get_profile("cpu")
+    p, changed = apply_params("cpu", "flows", {"epochs": 10, "hidden": cpu.flows.hidden, "seed": 1,
+                                               "datasets": "MNIST", "temperatures": [0.5, 1], "lr": None,
+                                               "run_sweep": "false"})
+    assert p.flows.epochs == 10 and p.seed == 1 and p.flows.datasets == ("mnist",)
+    assert p.flows.temperatures == (0.5, 1.0) and p.flows.run_sweep is False
+    assert p.flows.batch_size == cpu.flows.batch_size and p.classifiers == cpu.classifiers
+    assert p.name == "cpu" and get_profile("cpu") == cpu          # the profile itself is untouched
+    assert describe_changes(changed) == "datasets=mnist, epochs=10, run_sweep=False, seed=1, temperatures=0.5,1"
+    assert apply_params("cpu", "flows", {"epochs": None})[1] == {}
+
+
+@pytest.mark.parametrize("notebook, params, message", [
+    ("flows", {"epochs": 2.5}, "epochs must be a whole number, got 2.5"),
+    ("flows", {"lr": 0}, "lr must be > 0, got 0"),
+    ("flows", {"train_subset": -5}, "train_subset must be ≥ 0, got -5"),
+    ("flows", {"temperatures": "0.7,hot"}, "temperatures must be a number, got 'hot'"),
+    ("autoencoders", {"betas": []}, "betas needs at least one value"),
+    ("gans", {"epochs": 3}, "unknown parameter\\(s\\) epochs for gans; valid: profile, batch_size, cgan_epochs"),
+    ("gans", {"seed": True}, "seed must be a whole number, got True"),
+])
+def test_a_bad_parameter_is_one_line_naming_what_is_valid(notebook, params, message):
+    from genlab.config import apply_params
+    with pytest.raises(GenlabError, match=message):
+        apply_params("cpu", notebook, params)

@@ -8,6 +8,10 @@ report in place and names the notebook and the cell that failed.
     python -m genlab.build --profile cpu
     python -m genlab.build --profile smoke --notebooks flows --no-pdf
     python -m genlab.build -p seed=1        # any parameter of the notebooks
+
+A build whose parameters change anything writes beside the default report, into
+reports/runs/<name>/ (`--name`, or a name made from the parameters), and
+reports/index.html lists every run with what it changed and its headline numbers.
 """
 from __future__ import annotations
 
@@ -16,16 +20,18 @@ import ast
 import html
 import json
 import os
+import re
 import shutil
 import sys
 import time
 from pathlib import Path
 
 from genlab.atomic import save_text
-from genlab.config import DEFAULT_PROFILE, PROFILES, get_profile
+from genlab.config import NOTEBOOK_BUDGET, DEFAULT_PROFILE, PROFILES, apply_params, describe_changes, get_profile
 from genlab.errors import GenlabError
-from genlab.notebook import NOTEBOOKS
 from genlab.paths import REPO_ROOT
+
+NOTEBOOKS = tuple(NOTEBOOK_BUDGET)
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 TITLES = {"flows": "Normalizing flows (RealNVP)",
@@ -51,18 +57,38 @@ def parse_params(pairs: list[str]) -> dict:
     return params
 
 
-def check_params(notebook: Path, params: dict) -> None:
-    """Every parameter must be one the notebook's `parameters` cell defines."""
-    import papermill
-
+def check_params(notebook: Path, params: dict, profile: str = DEFAULT_PROFILE) -> dict:
+    """Every parameter must be one the notebook takes, of the right type and range (the
+    same check the notebook's Report makes). Returns the parameters that change something."""
     if not notebook.exists():
         shown = notebook.relative_to(REPO_ROOT) if notebook.is_relative_to(REPO_ROOT) else notebook
         raise GenlabError(f"notebook {notebook} is missing; restore it with git checkout {shown}")
-    known = papermill.inspect_notebook(str(notebook))
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise GenlabError(f"unknown parameter(s) {', '.join(unknown)} for {notebook.name}; "
-                          f"valid: {', '.join(sorted(known))}")
+    if notebook.stem not in NOTEBOOK_BUDGET:   # a notebook of the tests: its parameters cell decides
+        import papermill
+
+        known = papermill.inspect_notebook(str(notebook))
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise GenlabError(f"unknown parameter(s) {', '.join(unknown)} for {notebook.name}; "
+                              f"valid: {', '.join(sorted(known))}")
+        return dict(params)
+    return apply_params(profile, notebook.stem, params)[1]
+
+
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._,=+-]{0,79}")
+
+
+def run_name(name: str | None, changed: dict) -> str | None:
+    """The folder name of a run: the one given, or one made from what changed (None: the default report)."""
+    if name is None:
+        if not changed:
+            return None
+        name = describe_changes(changed).replace(", ", "_").replace(" ", "")
+        name = re.sub(r"[^A-Za-z0-9._,=+-]", "-", name)[:80]
+    if not RUN_NAME.fullmatch(name) or name in ("default", "runs", "failed"):
+        raise GenlabError(f"run name {name!r} must be 1-80 letters, digits or ._,=+- (and not default, runs "
+                          f"or failed), e.g. --name wide")
+    return name
 
 
 def _replace_path(new: Path, dest: Path) -> None:
@@ -98,7 +124,8 @@ def _export(executed: Path, out_dir: Path, name: str, pdf: bool) -> None:
         (out_dir / f"{name}.pdf").write_bytes(body)
 
 
-def build_notebook(name: str, profile: str, params: dict, reports: Path, pdf: bool) -> float:
+def build_notebook(name: str, profile: str, params: dict, reports: Path, pdf: bool,
+                   run: str = "default") -> float:
     """Execute and export one notebook, then publish it; returns its wall time."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -112,6 +139,7 @@ def build_notebook(name: str, profile: str, params: dict, reports: Path, pdf: bo
     # and 'python' in the kernel spec resolves to this environment's interpreter.
     os.environ["GENLAB_REPORT_DIR"] = str(staging)
     os.environ["GENLAB_PROGRESS"] = "0"
+    os.environ["GENLAB_RUN_NAME"] = run
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     t0 = time.perf_counter()
@@ -160,33 +188,68 @@ def _fmt(value: float) -> str:
     return f"{value:.3e}"
 
 
-def write_index(reports: Path) -> Path:
-    """reports/index.html: links to every report and one table of all headline numbers,
-    read from the reports/<notebook>.json files that the notebooks wrote."""
-    rows, sections = [], []
-    for name in NOTEBOOKS:
-        meta_path = reports / f"{name}.json"
-        if not meta_path.exists():
-            sections.append(f"<li>{html.escape(TITLES[name])}: not built yet</li>")
-            continue
-        meta = json.loads(meta_path.read_text())
-        links = " · ".join(f'<a href="{name}{ext}">{label}</a>' for ext, label in
-                           ((".html", "HTML"), (".pdf", "PDF"), (".ipynb", "notebook"))
-                           if (reports / f"{name}{ext}").exists())
-        sections.append(
-            f"<li><b>{html.escape(TITLES[name])}</b>: {links} "
-            f"<span class=meta>(profile <code>{html.escape(meta['profile'])}</code>, "
-            f"{html.escape(meta.get('device', ''))}, built {html.escape(meta['started_at'])}, "
-            f"{meta['wall_time_s'] / 60:.1f} min)</span></li>")
-        for h in meta["headlines"]:
-            rows.append(
-                f"<tr><td>{name}</td><td>{html.escape(h['dataset'])}</td><td>{html.escape(h['metric'])}</td>"
-                f"<td class=num>{_fmt(h['value'])}</td><td>{html.escape(h['unit'])}</td>"
-                f"<td>{html.escape(h['profile'])}</td></tr>")
+def _runs(reports: Path) -> list[tuple[str, Path]]:
+    """(run name, folder) of every built run: the default report first, then reports/runs/*."""
+    runs = [("default", reports)]
+    if (reports / "runs").is_dir():
+        runs += sorted((d.name, d) for d in (reports / "runs").iterdir() if d.is_dir())
+    return runs
+
+
+def _read_meta(path: Path) -> tuple[dict | None, str | None]:
+    """A notebook's headline JSON, or (None, why it was skipped)."""
+    try:
+        meta = json.loads(path.read_text())
+        for key in ("profile", "started_at", "wall_time_s", "headlines"):
+            meta[key]
+        return meta, None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return None, f"{path} is unreadable ({type(e).__name__}); skipped - rebuild that notebook to replace it"
+
+
+def write_index(reports: Path) -> tuple[Path, list[str]]:
+    """reports/index.html: every built run (the default report and reports/runs/*) with its
+    parameters and links, and one table of all headline numbers with a column per run, read
+    from the <notebook>.json files that the notebooks wrote. Returns (path, notes on skipped files)."""
+    notes, sections, values, columns = [], [], {}, []
+    for run, folder in _runs(reports):
+        prefix = "" if run == "default" else f"runs/{run}/"
+        items = []
+        for name in NOTEBOOKS:
+            meta_path = folder / f"{name}.json"
+            if not meta_path.exists():
+                continue
+            meta, note = _read_meta(meta_path)
+            if meta is None:
+                notes.append(note)
+                items.append(f"<li>{html.escape(TITLES[name])}: <i>{html.escape(note)}</i></li>")
+                continue
+            links = " · ".join(f'<a href="{prefix}{name}{ext}">{label}</a>' for ext, label in
+                               ((".html", "HTML"), (".pdf", "PDF"), (".ipynb", "notebook"))
+                               if (folder / f"{name}{ext}").exists())
+            items.append(
+                f"<li><b>{html.escape(TITLES[name])}</b>: {links} "
+                f"<span class=meta>(profile <code>{html.escape(str(meta['profile']))}</code>, changed: "
+                f"<code>{html.escape(str(meta.get('changed', 'nothing')))}</code>, "
+                f"{html.escape(str(meta.get('device', '')))}, built {html.escape(str(meta['started_at']))}, "
+                f"{float(meta['wall_time_s']) / 60:.1f} min)</span></li>")
+            column = f"{run} ({meta['profile']})"
+            if column not in columns:
+                columns.append(column)
+            for h in meta["headlines"]:
+                key = (name, h["dataset"], h["metric"], h["unit"])
+                values.setdefault(key, {})[column] = h["value"]
+        if items:
+            sections.append(f"<h3>run <code>{html.escape(run)}</code></h3><ul>{''.join(items)}</ul>")
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    rows = "".join(
+        f"<tr><td>{nb}</td><td>{html.escape(ds)}</td><td>{html.escape(metric)}</td><td>{html.escape(unit)}</td>"
+        + "".join(f"<td class=num>{_fmt(v[c]) if c in v else ''}</td>" for c in columns) + "</tr>"
+        for (nb, ds, metric, unit), v in values.items())
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>genlab reports</title>
 <style>
-body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }}
+body {{ font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; color: #222; }}
 table {{ border-collapse: collapse; width: 100%; }}
 th, td {{ border-bottom: 1px solid #ddd; padding: .35rem .6rem; text-align: left; }}
 th {{ background: #f4f4f4; }} td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
@@ -194,16 +257,17 @@ th {{ background: #f4f4f4; }} td.num {{ text-align: right; font-variant-numeric:
 </style></head><body>
 <h1>genlab reports</h1>
 <p>Deep generative models trained and measured on MNIST, Fashion-MNIST and CIFAR-10. Every number
-below was written by the notebook run that produced it (<code>reports/&lt;notebook&gt;.json</code>).</p>
-<ul>{''.join(sections)}</ul>
-<h2>Headline numbers</h2>
-<table><thead><tr><th>notebook</th><th>dataset</th><th>metric</th><th>value</th><th>unit</th><th>profile</th></tr></thead>
-<tbody>{''.join(rows) or '<tr><td colspan=6>no report built yet</td></tr>'}</tbody></table>
+below was written by the notebook run that produced it (<code>reports/&lt;notebook&gt;.json</code>;
+runs with other parameters in <code>reports/runs/&lt;name&gt;/</code>).</p>
+{''.join(sections) or '<p>No report built yet: <code>make report</code>.</p>'}
+<h2>Headline numbers, one column per run</h2>
+<table><thead><tr><th>notebook</th><th>dataset</th><th>metric</th><th>unit</th>{head}</tr></thead>
+<tbody>{rows or '<tr><td colspan=4>no report built yet</td></tr>'}</tbody></table>
 </body></html>
 """
     path = reports / "index.html"
     save_text(page, path)
-    return path
+    return path, notes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"which notebooks to build (default: all of {', '.join(NOTEBOOKS)})")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                         help="a notebook parameter, e.g. -p seed=1 (repeatable)")
+    parser.add_argument("--name", default=None,
+                        help="build into reports/runs/NAME/ beside the default report (default: the default "
+                             "report when no parameter changes anything, else a name made from the parameters)")
     parser.add_argument("--no-pdf", action="store_true", help="build HTML only")
     parser.add_argument("--reports", type=Path, default=REPO_ROOT / "reports", help="output folder")
     args = parser.parse_args(argv)
@@ -228,8 +295,10 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [n for n in args.notebooks if n not in NOTEBOOKS]
         if unknown:
             raise GenlabError(f"unknown notebook(s) {', '.join(unknown)}; known: {', '.join(NOTEBOOKS)}")
+        changed = {}
         for name in args.notebooks:
-            check_params(NOTEBOOK_DIR / f"{name}.ipynb", params)
+            changed.update(check_params(NOTEBOOK_DIR / f"{name}.ipynb", params, args.profile))
+        run = run_name(args.name, changed)
     except GenlabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -240,18 +309,22 @@ def main(argv: list[str] | None = None) -> int:
               "texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc fonts-dejavu-core "
               "(make pdf-deps does it)", file=sys.stderr)
         pdf = False
-    args.reports.mkdir(parents=True, exist_ok=True)
+    out = args.reports if run is None else args.reports / "runs" / run
+    out.mkdir(parents=True, exist_ok=True)
     failures = 0
     for name in args.notebooks:
-        print(f"[genlab] building {name} (profile {args.profile}) ...", file=sys.stderr, flush=True)
+        print(f"[genlab] building {name} (profile {args.profile}"
+              + (f", run {run}: {describe_changes(changed)}" if run else "") + ") ...", file=sys.stderr, flush=True)
         try:
-            seconds = build_notebook(name, args.profile, params, args.reports, pdf)
-            print(f"[genlab] {name}: done in {seconds / 60:.1f} min -> {args.reports / name}.html"
-                  + (f", {args.reports / name}.pdf" if pdf else ""), file=sys.stderr, flush=True)
+            seconds = build_notebook(name, args.profile, params, out, pdf, run or "default")
+            print(f"[genlab] {name}: done in {seconds / 60:.1f} min -> {out / name}.html"
+                  + (f", {out / name}.pdf" if pdf else ""), file=sys.stderr, flush=True)
         except GenlabError as e:
             failures += 1
             print(f"error: {e}", file=sys.stderr, flush=True)
-    index = write_index(args.reports)
+    index, notes = write_index(args.reports)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     print(f"[genlab] index: {index}", file=sys.stderr)
     return 1 if failures else 0
 

@@ -12,6 +12,7 @@ choices) and composes them with the profile, so `-p epochs=10 -p hidden=64` mean
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import typing
 from dataclasses import dataclass, field
@@ -242,6 +243,13 @@ def knob_names(notebook: str) -> list[str]:
     return sorted(_knob_fields(notebook))
 
 
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
@@ -250,8 +258,8 @@ def _coerce(name: str, value: Any, typ: Any, meta) -> Any:
     origin = typing.get_origin(typ)
     if origin is tuple:
         (elem, *_rest) = typing.get_args(typ)
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, str):   # "0.5,1" from a command line
+            value = [_literal(v.strip()) for v in value.split(",") if v.strip()]
         elif not isinstance(value, (list, tuple)):
             value = [value]
         if not value:

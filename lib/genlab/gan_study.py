@@ -42,11 +42,14 @@ def train_vanilla(dataset: str, profile: str | Profile):
     b = profile.gans
     ds = gdata.load(dataset)
     ys = yardstick(ds.name, profile.name)
-    cfg = GANConfig(image_shape=tuple(ds.shape), hidden=b.vanilla_hidden)
+    cfg = GANConfig(image_shape=tuple(ds.shape), hidden=b.vanilla_hidden, lr_g=b.lr, lr_d=b.lr)
     fixed = torch.randn(32, cfg.noise, generator=torch.Generator().manual_seed(profile.seed))
 
     def monitor(model, epoch, run_dir: Path):
-        m = ys.measure(_monitor_samples(model, b.samples, epoch))
+        samples = _monitor_samples(model, b.samples, epoch)
+        # Kept beside the checkpoint (a cached run has no monitor), copied into the report by the section.
+        save_torch(samples, run_dir / f"measured_epoch{epoch}.pt")
+        m = ys.measure(samples)
         with torch.no_grad():
             grid = to_uint8(model.generator(fixed.to(next(model.parameters()).device))).cpu()
         save_torch(grid, run_dir / f"samples_epoch{epoch}.pt")
@@ -95,6 +98,10 @@ def vanilla_section(report, datasets) -> pd.DataFrame:
         report.grid(f"vanilla_{ds_name}_over_training", torch.cat([g[:16] for g in grids]),
                     f"{ds.title}: the same noise after epochs {', '.join(map(str, shown))} (one row each)", nrow=16,
                     config={"dataset": ds_name, "gan": config_dict(cfg), "epochs": shown})
+        for e in epochs:
+            report.save_samples(f"measured_vanilla_{ds_name}_epoch{e}",
+                                torch.load(result.run_dir / f"measured_epoch{e}.pt"),
+                                {"dataset": ds_name, "epoch": e, "seed": e, "gan": config_dict(cfg)})
         collapsed = h.loc[h["coverage"] < COLLAPSE_COVERAGE, "epoch"].tolist()
         if collapsed:
             report.say(f"⚠ **Mode collapse flagged** for {ds.title}: class coverage fell below "
@@ -125,7 +132,7 @@ def train_cgan(dataset: str, profile: str | Profile, feature_matching: float):
     b = profile.gans
     ds = gdata.load(dataset)
     cfg = CGANConfig(image_shape=tuple(ds.shape), classes=len(ds.classes), width=b.cgan_width,
-                     feature_matching=feature_matching)
+                     feature_matching=feature_matching, lr_g=b.lr, lr_d=b.lr)
     n = b.train_subset or len(ds.x_train)
     result = fit(f"cgan-{ds.name}", lambda: ConditionalGAN(cfg), cfg, (ds.x_train[:n], ds.y_train[:n]),
                  epochs=b.cgan_epochs, batch_size=b.batch_size, seed=profile.seed, device=profile.device,
@@ -173,7 +180,8 @@ def cgan_section(report, datasets) -> pd.DataFrame:
             model = result.model
             labels = torch.arange(n) % len(ds.classes)
             samples = model.sample(n, generator=torch.Generator().manual_seed(report.profile.seed), labels=labels)
-            m = ys.measure(samples, labels)
+            m = ys.measure(samples, labels, name=f"measured_{'cgan_fm' if fm else 'cgan'}_{ds_name}",
+                           config={"dataset": ds_name, "seed": report.profile.seed, "gan": config_dict(cfg)})
             rows.append({"dataset": ds.title, "model": label, "conditional accuracy": m.conditional_accuracy,
                          "FID": m.fid, "FID floor": m.fid_floor, "coverage": m.coverage,
                          "intra-class diversity": intra_class_diversity(ys, samples, labels),
@@ -200,7 +208,7 @@ def train_progan(profile: str | Profile):
     profile = get_profile(profile)
     b = profile.gans
     ds = gdata.load("cifar10")
-    base = ProGANConfig(channels=b.progan_channels)
+    base = ProGANConfig(channels=b.progan_channels, lr=b.progan_lr)
     stages, previous, prev_model = [], None, None
     offset = 0
     for s, steps in enumerate(b.progan_steps):
@@ -236,7 +244,9 @@ def progan_section(report) -> pd.DataFrame:
         model = result.model
         res = model.resolution
         samples = model.sample(n, generator=torch.Generator().manual_seed(report.profile.seed), size=32)
-        m = ys.measure(samples)
+        m = ys.measure(samples, name=f"measured_progan_stage{cfg.stage + 1}",
+                       config={"stage": cfg.stage, "resolution": res, "upsampled_to": 32,
+                               "seed": report.profile.seed, "progan": config_dict(cfg.base)})
         real_lowres = F.interpolate(downsample_to(to_signed(ds.x_test[:n]), res), size=32, mode="nearest")
         floor_res = ys.fid(to_uint8(real_lowres))
         h = result.history.copy()
@@ -324,9 +334,9 @@ def discussion(vanilla: pd.DataFrame, cgan: pd.DataFrame, progan: pd.DataFrame, 
 def hyperparameter_table(profile: str | Profile) -> pd.DataFrame:
     """Every GAN's settings, read from the configs that train them."""
     b = get_profile(profile).gans
-    van = GANConfig(hidden=b.vanilla_hidden)
-    cg = CGANConfig(width=b.cgan_width)
-    pg = ProGANConfig(channels=b.progan_channels)
+    van = GANConfig(hidden=b.vanilla_hidden, lr_g=b.lr, lr_d=b.lr)
+    cg = CGANConfig(width=b.cgan_width, lr_g=b.lr, lr_d=b.lr)
+    pg = ProGANConfig(channels=b.progan_channels, lr=b.progan_lr)
     h = van.hidden
     return pd.DataFrame([
         {"model": "vanilla GAN", "architecture": f"G: {van.noise}→{h}→{2 * h}→{4 * h}→784; D: 784→{2 * h}→{h}→1",

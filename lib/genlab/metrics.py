@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -78,6 +79,16 @@ class SampleReport:
     conditional_accuracy: float | None = None
 
 
+# Where measured sample sets are kept (the running notebook's Report installs its `save_samples`),
+# so that anyone can re-measure a report's numbers from the very images behind them.
+_sample_sink: Callable[[str, torch.Tensor, dict], object] | None = None
+
+
+def keep_measured_samples(sink: Callable[[str, torch.Tensor, dict], object] | None) -> None:
+    global _sample_sink
+    _sample_sink = sink
+
+
 class Yardstick:
     """A dataset's classifier, ready to measure sample sets of that dataset."""
 
@@ -130,8 +141,14 @@ class Yardstick:
         return torch.cat([self.classifier(self._prep(images[i:i + 1000])).softmax(1).cpu()
                           for i in range(0, len(images), 1000)])
 
-    def measure(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> SampleReport:
-        """Every sample metric at once; `labels` are the intended classes, if any."""
+    def measure(self, images: torch.Tensor, labels: torch.Tensor | None = None, *, name: str | None = None,
+                config: dict | None = None) -> SampleReport:
+        """Every sample metric at once; `labels` are the intended classes, if any. With a `name`,
+        the uint8 images (and labels, config) are kept through the installed sample sink."""
+        if name is not None and _sample_sink is not None:
+            extra = {} if labels is None else {"labels": labels.cpu().tolist()}
+            _sample_sink(name, images.cpu(), {**(config or {}), **extra, "measured_by": f"{self.dataset.name} "
+                                              f"classifier, profile {self.profile.name}"})
         probs = self.probabilities(images)
         pred = probs.argmax(1)
         return SampleReport(

@@ -7,6 +7,7 @@ Every number a report states goes through here: `Report.headline()` writes it to
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,24 +19,27 @@ from IPython.display import Markdown, display
 
 from genlab import data as gdata
 from genlab.atomic import save_json, save_torch
-from genlab.config import Profile, get_profile
+from genlab.config import DEFAULT_PROFILE, NOTEBOOK_BUDGET, Profile, apply_params, describe_changes, knob_names
 from genlab.errors import GenlabError
-from genlab.metrics import yardstick
+from genlab.metrics import keep_measured_samples, yardstick
 from genlab.paths import report_dir
 from genlab.plots import plot_history, show_grid
 
-NOTEBOOKS = ("flows", "autoencoders", "gans")
+NOTEBOOKS = tuple(NOTEBOOK_BUDGET)
 
 
 class Report:
-    """The state of one notebook run: its profile, clock and headline numbers."""
+    """The state of one notebook run: its profile (with the run's parameter overrides
+    applied), clock and headline numbers."""
 
     def __init__(self, notebook: str, profile: str | Profile, **params: Any):
         if notebook not in NOTEBOOKS:
             raise GenlabError(f"unknown notebook {notebook!r}; known: {', '.join(NOTEBOOKS)}")
         self.notebook = notebook
-        self.profile = get_profile(profile)
-        self.params = {"profile": self.profile.name, **params}
+        self.profile, self.changed = apply_params(profile, notebook, params)
+        self.params = {"profile": self.profile.name, **self.changed}
+        # The builder names a run with non-default parameters; by hand in Jupyter it is "lab".
+        self.run_name = os.environ.get("GENLAB_RUN_NAME", "default")
         self.started = time.perf_counter()
         self.started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         self.headlines: list[dict] = []
@@ -43,7 +47,16 @@ class Report:
         torch.manual_seed(self.profile.seed)
         plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "font.size": 9})
         pd.set_option("display.precision", 4)
+        keep_measured_samples(self.save_samples)
+        self.say(f"*Run `{self.run_name}`: profile `{self.profile.name}` on `{self.profile.device}`, "
+                 f"changed: {describe_changes(self.changed)}.*")
 
+    @classmethod
+    def from_parameters(cls, notebook: str, namespace: dict) -> "Report":
+        """The Report of a notebook whose `parameters` cell defined its knobs in `namespace`
+        (None = the profile's value)."""
+        names = [n for n in knob_names(notebook) if n in namespace]
+        return cls(notebook, namespace.get("profile", DEFAULT_PROFILE), **{n: namespace[n] for n in names})
     @property
     def wall_time(self) -> float:
         return time.perf_counter() - self.started
@@ -61,6 +74,7 @@ class Report:
     def save(self) -> Path:
         path = self.dir / f"{self.notebook}.json"
         save_json({"notebook": self.notebook, "profile": self.profile.name, "params": self.params,
+                   "run": self.run_name, "changed": describe_changes(self.changed),
                    "started_at": self.started_at, "wall_time_s": round(self.wall_time, 1),
                    "device": str(self.profile.device), "headlines": self.headlines}, path)
         return path
