@@ -63,6 +63,8 @@ def train_vanilla(dataset: str, profile: str | Profile):
 
 
 def vanilla_section(report, datasets) -> pd.DataFrame:
+    report.say(f"Each epoch's {report.profile.gans.samples} samples are measured; an epoch whose class coverage "
+               f"is below {COLLAPSE_COVERAGE:.0%} is flagged as mode collapse.")
     rows, histograms = [], []
     for ds_name in datasets:
         ds = gdata.load(ds_name)
@@ -323,8 +325,10 @@ def discussion(vanilla: pd.DataFrame, cgan: pd.DataFrame, progan: pd.DataFrame, 
                + ", ".join(str(v) for v in progan["steps"]) + " optimiser steps per stage."
                + f" The last stage ends with D loss {progan['final D loss'].iloc[-1]:.3f} and a Wasserstein "
                f"estimate of {progan['Wasserstein estimate'].iloc[-1]:.3f}: a WGAN-GP critic's loss is not a "
-               f"probability and does not collapse to 0 the way the seed's BCE discriminator did. Resolutions "
-               f"reached: {', '.join(progan['resolution'])}.")
+               f"probability, "
+               + ("and it has not collapsed to 0 the way the seed's BCE discriminator did."
+                  if abs(progan['final D loss'].iloc[-1]) > 1e-3 else "yet here it is near 0: the critic gives no signal.")
+               + f" Resolutions reached: {', '.join(progan['resolution'])}.")
     if profile == "smoke":
         out.append("*This is the `smoke` profile: tiny models trained for seconds; the numbers only show that the "
                    "pipeline runs.*")
