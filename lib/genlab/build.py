@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import argparse
 import ast
+import errno
 import html
 import json
 import os
 import re
 import shutil
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -37,6 +40,28 @@ NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 TITLES = {"flows": "Normalizing flows (RealNVP)",
           "autoencoders": "Autoencoders (AE, VAE, flow-posterior VAE, β-VAE)",
           "gans": "GANs (vanilla, conditional, feature matching, progressive growing)"}
+
+
+# Minutes a cold build of each notebook took (README); used until a build of this profile has run here.
+ESTIMATE_MIN = {"smoke": {"flows": 0.4, "autoencoders": 0.4, "gans": 0.5},
+                "cpu": {"flows": 30, "autoencoders": 13, "gans": 28},
+                "gpu": {"flows": 8, "autoencoders": 8, "gans": 8}}
+
+
+def estimates(reports: Path, profile: str, notebooks: list[str]) -> tuple[dict[str, float], str]:
+    """Seconds each notebook is expected to take, and where the numbers come from: the last
+    build of the same profile here (its measured wall time), else the profile's table."""
+    out, measured = {}, 0
+    for name in notebooks:
+        meta, _ = _read_meta(reports / f"{name}.json") if (reports / f"{name}.json").exists() else (None, None)
+        if meta and meta["profile"] == profile:
+            out[name] = float(meta["wall_time_s"])
+            measured += 1
+        else:
+            out[name] = 60.0 * ESTIMATE_MIN.get(profile, {}).get(name, 10)
+    source = ("the last build here" if measured == len(notebooks) else
+              "the profile's measured cold times" if not measured else "the last build and the profile's table")
+    return out, source
 
 
 def pdf_available() -> bool:
@@ -125,7 +150,7 @@ def _export(executed: Path, out_dir: Path, name: str, pdf: bool) -> None:
 
 
 def build_notebook(name: str, profile: str, params: dict, reports: Path, pdf: bool,
-                   run: str = "default") -> float:
+                   run: str = "default", estimate_s: float | None = None) -> float:
     """Execute and export one notebook, then publish it; returns its wall time."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -134,24 +159,32 @@ def build_notebook(name: str, profile: str, params: dict, reports: Path, pdf: bo
     staging = reports / f".staging-{name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    # Kernel sockets: a short private folder (Unix socket paths are limited to ~100 characters).
+    sockets = Path(tempfile.mkdtemp(prefix="genlab-kernel-"))
     env_before = dict(os.environ)
-    # The kernel inherits these: outputs go to staging, progress bars stay out of the report,
-    # and 'python' in the kernel spec resolves to this environment's interpreter.
+    # The kernel inherits these: outputs go to staging, progress bars stay out of the report
+    # (one line per epoch goes to the progress log, which the builder prints), and 'python'
+    # in the kernel spec resolves to this environment's interpreter.
     os.environ["GENLAB_REPORT_DIR"] = str(staging)
     os.environ["GENLAB_PROGRESS"] = "0"
+    os.environ["GENLAB_PROGRESS_LOG"] = str(staging / "progress.jsonl")
     os.environ["GENLAB_RUN_NAME"] = run
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     t0 = time.perf_counter()
+    progress = ProgressPrinter(name, staging / "progress.jsonl", estimate_s)
+    progress.start()
     try:
         executed = staging / f"{name}.ipynb"
         try:
             papermill.execute_notebook(
                 str(source), str(executed), parameters={"profile": profile, **params},
-                kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=sys.stderr.isatty(),
-                request_save_on_cell_execute=False,
+                kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False,
+                request_save_on_cell_execute=False, kernel_manager_class=_ipc_kernel_manager(sockets),
             )
         except PapermillExecutionError as e:
+            if e.ename == "OSError" and "No space left" in str(e.evalue):
+                raise OSError(errno.ENOSPC, "No space left on device") from None
             failed = reports / "failed" / f"{name}.ipynb"
             failed.parent.mkdir(parents=True, exist_ok=True)
             if executed.exists():
@@ -175,11 +208,91 @@ def build_notebook(name: str, profile: str, params: dict, reports: Path, pdf: bo
             (reports / "samples").mkdir(exist_ok=True)
             _replace_path(staging / "samples" / name, reports / "samples" / name)
         (reports / "failed" / f"{name}.ipynb").unlink(missing_ok=True)
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        need = max(200, 2 * _report_size(reports, name) // 2**20)
+        raise GenlabError(f"disk full while building {name} in {reports}: free at least {need} MB there "
+                          f"(df -h {reports}) and rebuild; the previous report is kept") from None
     finally:
+        progress.stop()
         os.environ.clear()
         os.environ.update(env_before)
         shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(sockets, ignore_errors=True)
     return time.perf_counter() - t0
+
+
+def _report_size(reports: Path, name: str) -> int:
+    """Bytes of the published report of `name` (files and samples), to size a disk-space request."""
+    paths = [reports / f"{name}{ext}" for ext in (".ipynb", ".html", ".pdf", ".json")]
+    paths += list((reports / "samples" / name).glob("**/*"))
+    return sum(p.stat().st_size for p in paths if p.is_file())
+
+
+def _ipc_kernel_manager(folder: Path):
+    """A kernel manager class that talks to the kernel over Unix sockets in `folder` instead of
+    unencrypted TCP (which the kernel warns about)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(transport="ipc", ip=str(folder / "k"), **kwargs)
+
+    return IPCKernelManager
+
+
+class ProgressPrinter:
+    """Prints the running notebook's progress log (one JSON line per finished epoch, written by
+    `genlab.train.fit`) to stderr as it grows, whether or not stderr is a terminal."""
+
+    def __init__(self, notebook: str, log: Path, estimate_s: float | None):
+        self.notebook, self.log, self.estimate_s = notebook, log, estimate_s
+        self.started = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._offset = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._print_new()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self._print_new()
+
+    def _print_new(self) -> None:
+        try:
+            with open(self.log) as f:
+                f.seek(self._offset)
+                lines = f.readlines()
+                if lines and not lines[-1].endswith("\n"):
+                    lines.pop()       # half-written: read it next time
+                self._offset += sum(len(line) for line in lines)
+        except FileNotFoundError:
+            return
+        for line in lines:
+            try:
+                print(self.format(json.loads(line)), file=sys.stderr, flush=True)
+            except ValueError:
+                continue
+
+    def format(self, event: dict) -> str:
+        elapsed = time.perf_counter() - self.started
+        where = f"[genlab] {self.notebook} {elapsed / 60:.1f} min | {event.get('model', '?')}"
+        if event.get("cached"):
+            return f"{where}: loaded from the cache ({event.get('epochs', '?')} epochs), nothing to train"
+        metric = (f" | {event['metric']} {event['value']:.4g}" if event.get("metric") else "")
+        left = ""
+        if self.estimate_s:
+            remaining = self.estimate_s - elapsed
+            left = (f" | about {remaining / 60:.1f} min left of ~{self.estimate_s / 60:.1f}" if remaining > 0
+                    else f" | past the ~{self.estimate_s / 60:.1f} min estimate")
+        return f"{where} epoch {event['epoch']}/{event['epochs']}{metric} ({event['seconds']:.0f} s){left}"
 
 
 def _fmt(value: float) -> str:
@@ -311,12 +424,16 @@ def main(argv: list[str] | None = None) -> int:
         pdf = False
     out = args.reports if run is None else args.reports / "runs" / run
     out.mkdir(parents=True, exist_ok=True)
+    expected, source = estimates(out, args.profile, args.notebooks)
+    print(f"[genlab] expected build time: about {sum(expected.values()) / 60:.1f} min ("
+          + ", ".join(f"{n} ~{s / 60:.1f}" for n, s in expected.items())
+          + f"; from {source}; less when trained models are in the cache)", file=sys.stderr, flush=True)
     failures = 0
     for name in args.notebooks:
         print(f"[genlab] building {name} (profile {args.profile}"
               + (f", run {run}: {describe_changes(changed)}" if run else "") + ") ...", file=sys.stderr, flush=True)
         try:
-            seconds = build_notebook(name, args.profile, params, out, pdf, run or "default")
+            seconds = build_notebook(name, args.profile, params, out, pdf, run or "default", expected[name])
             print(f"[genlab] {name}: done in {seconds / 60:.1f} min -> {out / name}.html"
                   + (f", {out / name}.pdf" if pdf else ""), file=sys.stderr, flush=True)
         except GenlabError as e:

@@ -106,7 +106,7 @@ def vanilla_section(report, datasets) -> pd.DataFrame:
                                 {"dataset": ds_name, "epoch": e, "seed": e, "gan": config_dict(cfg)})
         collapsed = h.loc[h["coverage"] < COLLAPSE_COVERAGE, "epoch"].tolist()
         if collapsed:
-            report.say(f"⚠ **Mode collapse flagged** for {ds.title}: class coverage fell below "
+            report.say(f"**Warning: mode collapse flagged** for {ds.title}: class coverage fell below "
                        f"{COLLAPSE_COVERAGE:.0%} at epoch(s) {', '.join(map(str, collapsed))}.")
         last = h.iloc[-1]
         rows.append({"dataset": ds.title, "epochs": int(last["epoch"]), "final D loss": last["train_loss_d"],

@@ -127,6 +127,14 @@ def evaluate(model: TrainableModule, data: Batch, batch_size: int = 500, device=
     return {k: v / n_total for k, v in totals.items()}
 
 
+def _log_progress(**event) -> None:
+    """One JSON line per finished epoch for the report builder, which prints it (`$GENLAB_PROGRESS_LOG`)."""
+    path = os.environ.get("GENLAB_PROGRESS_LOG")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps(event, default=float) + "\n")
+
+
 def _check_finite(name: str, metrics: dict[str, float], epoch: int, step: int, run_dir: Path) -> None:
     for k, v in metrics.items():
         if not math.isfinite(float(v)):
@@ -199,6 +207,7 @@ def fit(
     if state is not None:
         rows = state["history"]
         if state["finished"]:
+            _log_progress(model=name, cached=True, epochs=epochs)
             model.eval()
             return FitResult(model, pd.DataFrame(rows), cached=True, run_dir=run_dir)
         for k, opt in optimizers.items():
@@ -248,6 +257,11 @@ def fit(
             model.train()
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
+        # The metric a person watches: a validation metric other than the bare loss when there is one.
+        keys = [k for k in row if k.startswith("val_")] or [k for k in row if k.startswith("train_")]
+        main = "FID" if "FID" in row else next((k for k in keys if not k.endswith("_loss")), keys[0] if keys else None)
+        _log_progress(model=name, epoch=epoch, epochs=epochs, metric=main, value=row.get(main),
+                      seconds=row["seconds"])
         save_torch({
             "model": model.state_dict(),
             "optimizers": {k: opt.state_dict() for k, opt in optimizers.items()},

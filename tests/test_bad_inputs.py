@@ -1,0 +1,91 @@
+"""The bad-input matrix of a newcomer's build: each case answers in one line and loses no good report.
+
+Cases tested elsewhere, by the module that owns them: missing / partial / corrupt / truncated data
+(test_data), unknown profile and notebook parameter (test_build, test_config), a failing cell
+(test_build), a corrupt checkpoint (test_cache), kill -9 and resume (test_train).
+"""
+import errno
+import json
+
+import pytest
+
+from genlab import build
+from test_build import tiny_notebook
+
+
+@pytest.fixture
+def tiny_build(tmp_path, monkeypatch):
+    """A notebooks folder with a tiny 'flows' notebook and a good report already built from it."""
+    notebooks, reports = tmp_path / "nbs", tmp_path / "reports"
+    notebooks.mkdir()
+    monkeypatch.setattr(build, "NOTEBOOK_DIR", notebooks)
+    tiny_notebook(notebooks / "flows.ipynb", 'print("good report")')
+    assert build.main(["--notebooks", "flows", "--no-pdf", "--reports", str(reports)]) == 0
+    return notebooks, reports
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("param, message", [
+    ("run_sweep=maybe", "parameter run_sweep must be True or False, got 'maybe'"),
+    ("epochs=0", "parameter epochs must be ≥ 1, got 0"),
+    ("epochs=ten", "parameter epochs must be a whole number, got 'ten'"),
+    ("datasets=svhn", "parameter datasets: 'svhn' is not one of mnist, fashion_mnist"),
+    ("epochz=3", "unknown parameter(s) epochz for flows; valid: profile, batch_size"),
+])
+def test_a_wrong_parameter_fails_in_one_line_before_anything_runs(param, message, capsys, tmp_path):
+    assert build.main(["--notebooks", "flows", "-p", param, "--reports", str(tmp_path)]) == 2
+    assert one_error_line(capsys.readouterr().err).startswith(f"error: {message}")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_full_disk_is_one_line_naming_the_folder_and_keeps_the_report(tiny_build, monkeypatch, capsys):
+    _, reports = tiny_build
+    good = (reports / "flows.html").read_text()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(build, "_export", full_disk)
+    capsys.readouterr()
+    assert build.main(["--notebooks", "flows", "--no-pdf", "--reports", str(reports)]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert f"disk full while building flows in {reports}: free at least 200 MB there" in line
+    assert "previous report is kept" in line
+    assert (reports / "flows.html").read_text() == good and not list(reports.glob(".staging-*"))
+
+
+def test_a_corrupt_sibling_json_is_skipped_in_the_index_with_a_note(tiny_build, capsys):
+    notebooks, reports = tiny_build
+    (reports / "gans.json").write_text('{"profile": "cpu", "headl')     # cut short
+    capsys.readouterr()
+    assert build.main(["--notebooks", "flows", "--no-pdf", "--reports", str(reports)]) == 0
+    err = capsys.readouterr().err
+    assert "note: " in err and "gans.json is unreadable" in err and "Traceback" not in err
+    assert "gans.json is unreadable" in (reports / "index.html").read_text()
+
+
+def test_progress_is_printed_per_epoch_when_piped_and_the_kernel_uses_no_tcp(tmp_path, monkeypatch, capsys):
+    notebooks, reports = tmp_path / "nbs", tmp_path / "reports"
+    notebooks.mkdir()
+    monkeypatch.setattr(build, "NOTEBOOK_DIR", notebooks)
+    tiny_notebook(notebooks / "flows.ipynb",
+                  "from genlab.train import _log_progress\n"
+                  "for e in (1, 2):\n"
+                  "    _log_progress(model='toy-model', epoch=e, epochs=2, metric='val_bits', value=1.5 / e, seconds=3)")
+    assert build.main(["--notebooks", "flows", "--no-pdf", "--reports", str(reports)]) == 0
+    err = capsys.readouterr().err
+    assert "expected build time" in err
+    assert "toy-model epoch 1/2 | val_bits 1.5 (3 s)" in err and "toy-model epoch 2/2 | val_bits 0.75" in err
+    assert "TCP" not in err
+
+
+def test_an_index_entry_without_its_fields_is_skipped_too(tmp_path):
+    (tmp_path / "flows.json").write_text(json.dumps({"profile": "cpu"}))
+    path, notes = build.write_index(tmp_path)
+    assert len(notes) == 1 and "flows.json is unreadable (KeyError)" in notes[0]
