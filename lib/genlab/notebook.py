@@ -7,6 +7,7 @@ Every number a report states goes through here: `Report.headline()` writes it to
 from __future__ import annotations
 
 import datetime as _dt
+import numbers
 import os
 import time
 from pathlib import Path
@@ -96,11 +97,14 @@ class Report:
 
     @staticmethod
     def table(df: pd.DataFrame, floatfmt: str = ".4g", index: bool = False) -> None:
-        """A table as Markdown, so that it renders in both HTML and PDF."""
+        """A table as Markdown (HTML, Jupyter) and as LaTeX that always fits the PDF page."""
+        if index:
+            df = df.reset_index()
         # A literal '|' (as in p(x|z)) would end a cell of a pipe table.
-        df = df.rename(columns=lambda c: str(c).replace("|", "\\|"))
-        df = df.map(lambda v: v.replace("|", "\\|") if isinstance(v, str) else v)
-        display(Markdown(df.to_markdown(index=index, floatfmt=floatfmt)))
+        md = df.rename(columns=lambda c: str(c).replace("|", "\\|"))
+        md = md.map(lambda v: v.replace("|", "\\|") if isinstance(v, str) else v)
+        display({"text/markdown": md.to_markdown(index=False, floatfmt=floatfmt),
+                 "text/latex": latex_table(df, floatfmt)}, raw=True)
 
     def grid(self, name: str, images: torch.Tensor, title: str, nrow: int = 8,
              config: dict | None = None) -> None:
@@ -114,6 +118,50 @@ class Report:
         self.save()
         self.say(f"*Notebook `{self.notebook}` ran with profile `{self.profile.name}` on "
                  f"`{self.profile.device}` in {self.wall_time / 60:.1f} minutes.*")
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def _latex_header(name: str, width: int = 12) -> str:
+    """A column header broken at spaces into lines of about `width` characters."""
+    lines, line = [], ""
+    for word in str(name).split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line)
+    cells = r" \\ ".join(_latex_escape(x) for x in lines)
+    return r"\begin{tabular}[b]{@{}c@{}}" + cells + r"\end{tabular}"
+
+
+def latex_table(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
+    """`df` as a booktabs tabular: headers wrapped, numbers and short texts never wrapped, scaled
+    down to the text width when it is wider than the page."""
+    def cell(v):
+        if isinstance(v, bool) or v is None:
+            return _latex_escape(str(v))
+        if isinstance(v, float):
+            return "" if v != v else format(v, floatfmt)
+        if isinstance(v, numbers.Integral):
+            return str(v)
+        return r"\mbox{" + _latex_escape(str(v)) + "}" if len(str(v)) <= 24 else _latex_escape(str(v))
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
+    spec = "".join("r" if n else "l" for n in numeric)
+    rows = [" & ".join(_latex_header(c) for c in df.columns) + r" \\ \midrule"]
+    rows += [" & ".join(cell(v) for v in r) + r" \\" for r in df.itertuples(index=False)]
+    body = "\n".join(rows)
+    return ("\\begin{center}\\footnotesize\\setlength{\\tabcolsep}{4pt}%\n"
+            "\\sbox0{\\begin{tabular}{" + spec + "}\\toprule\n" + body + "\n\\bottomrule\\end{tabular}}%\n"
+            "\\ifdim\\wd0>\\linewidth\\resizebox{\\linewidth}{!}{\\usebox0}\\else\\usebox0\\fi\n"
+            "\\end{center}")
 
 
 def dataset_overview(report: Report, dataset: str) -> dict:
