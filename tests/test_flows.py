@@ -7,8 +7,8 @@ import torch
 from torch.autograd.functional import jacobian
 
 from genlab import flows
-from genlab.flows import (ActNorm, AffineCoupling, Chain, FlowConfig, Logit, MultiScaleFlow, RealNVP,
-                          Squeeze, UniformDequantization)
+from genlab.flows import (ActNorm, AffineCoupling, Chain, FlowConfig, Invertible1x1Conv, Logit, MultiScaleFlow,
+                          RealNVP, Squeeze, UniformDequantization)
 
 @pytest.fixture(autouse=True, scope="module")
 def float64():
@@ -87,10 +87,22 @@ def test_dequantization_rounds_back_and_scales_by_256():
     assert torch.allclose(logdet, torch.full((5,), -16 * math.log(256)))
 
 
+def test_invertible_1x1_conv_mixes_channels_with_an_exact_log_det():
+    torch.manual_seed(0)
+    layer = randomise(Invertible1x1Conv(4))
+    y, logdet = check(layer, X44)
+    w = layer.weight()
+    assert (w - torch.diag(torch.diagonal(w))).abs().max() > 0.1          # it mixes channels
+    assert torch.allclose(logdet[0], 16 * torch.linalg.slogdet(w)[1])     # H·W·log|det W|
+    fresh = Invertible1x1Conv(4).double()
+    assert torch.allclose(torch.linalg.slogdet(fresh.weight())[1], torch.tensor(0.0), atol=1e-6)  # starts a rotation
+
+
 @pytest.mark.parametrize("masks", ["checkerboard+channel", "channel"])
 @pytest.mark.parametrize("scales", [1, 2])
-def test_whole_multiscale_flow(masks, scales):
-    cfg = FlowConfig(image_shape=(1, 4, 4), scales=scales, couplings=2, hidden=8, masks=masks)
+@pytest.mark.parametrize("invconv", [False, True])
+def test_whole_multiscale_flow(masks, scales, invconv):
+    cfg = FlowConfig(image_shape=(1, 4, 4), scales=scales, couplings=2, hidden=8, masks=masks, invconv=invconv)
     flow = randomise(MultiScaleFlow(cfg))
     z, _ = check(Chain(Logit(0.05), flow), torch.rand(2, 1, 4, 4, generator=torch.Generator().manual_seed(4)))
     assert z.shape == (2, 16)

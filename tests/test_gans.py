@@ -4,7 +4,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from genlab.gans import (CGANConfig, ConditionalGAN, EqualizedConv2d, EqualizedLinear, GANConfig, MinibatchStd,
+from genlab.gans import (ConvGAN, ConvGANConfig, EqualizedConv2d, EqualizedLinear, GANConfig, MinibatchStd,
                          PixelNorm, ProGAN, ProGANConfig, ProGANStage, VanillaGAN, feature_matching_loss,
                          gradient_penalty, to_uint8)
 
@@ -87,24 +87,65 @@ def test_feature_matching_loss_is_zero_for_identical_batches_and_positive_otherw
     assert torch.allclose(feature_matching_loss(f, f + 0.1), torch.tensor(5 * 0.01))
 
 
-def test_conditional_generator_is_deterministic_given_noise_and_label():
+def conv_gan(**kw):
     torch.manual_seed(0)
-    model = ConditionalGAN(CGANConfig(width=8)).eval()
-    z, y = torch.randn(4, 64), torch.tensor([0, 1, 2, 3])
+    return ConvGAN(ConvGANConfig(width=8, noise=16, **kw))
+
+
+def test_spectral_norm_bounds_each_discriminator_layers_largest_singular_value_near_1():
+    model = conv_gan()
+    x = torch.randint(0, 256, (32, 1, 28, 28), dtype=torch.uint8)
+    opts = model.configure_optimizers()
+    for _ in range(3):                                   # power iterations run in training forward passes
+        model.train_step((x, torch.zeros(32, dtype=torch.long)), opts)
+    layers = [m for m in model.discriminator.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    for layer in layers:
+        sigma = torch.linalg.matrix_norm(layer.weight.detach().flatten(1), ord=2)
+        assert 0.8 < sigma < 1.2, sigma
+    # ... and without it the same layers are far from 1
+    plain = conv_gan(spectral_norm=False)
+    sigmas = [torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2) for m in plain.discriminator.modules()
+              if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert any(abs(s - 1) > 0.3 for s in sigmas)
+
+
+def test_projection_discriminator_output_depends_on_the_label_through_the_projection():
+    model = conv_gan(classes=10).eval()
+    x = torch.randn(4, 1, 28, 28)
+    d0, h = model.discriminator(x, torch.zeros(4, dtype=torch.long), with_features=True)
+    d3 = model.discriminator(x, torch.full((4,), 3))
+    assert not torch.allclose(d0, d3)
+    # D(x, y) - D(x, y') = <embed(y) - embed(y'), h(x)>
+    e = model.discriminator.embed.weight
+    assert torch.allclose(d0 - d3, h @ (e[0] - e[3]), atol=1e-5)
+    assert conv_gan().discriminator.embed is None        # unconditional: no projection
+
+
+def test_conditional_generator_is_deterministic_given_noise_and_label():
+    model = conv_gan(classes=10).eval()
+    z, y = torch.randn(4, 16), torch.tensor([0, 1, 2, 3])
     a, b = model.generator(z, y), model.generator(z, y)
     assert torch.equal(a, b)
     assert not torch.allclose(model.generator(z, torch.tensor([4, 5, 6, 7])), a)
+
+
+def test_hinge_and_non_saturating_losses():
+    hinge, ns = conv_gan(), conv_gan(loss="ns")
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.5])
+    assert torch.allclose(hinge.d_loss(real, fake), torch.tensor((0 + 0.5) / 2 + (0 + 1.5) / 2))
+    assert torch.allclose(hinge.g_loss(fake), torch.tensor(0.75))
+    assert torch.allclose(ns.d_loss(real, fake), F.softplus(-real).mean() + F.softplus(fake).mean())
 
 
 def test_gans_train_without_the_discriminator_collapsing():
     torch.manual_seed(0)
     x = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8)
     for model, batch in ((VanillaGAN(GANConfig(hidden=32)), (x,)),
-                         (ConditionalGAN(CGANConfig(width=8, feature_matching=1.0)), (x, torch.arange(64) % 10))):
+                         (conv_gan(classes=10, feature_matching=1.0), (x, torch.arange(64) % 10))):
         opts = model.configure_optimizers()
         for _ in range(5):
             m = model.train_step(batch, opts)
-        assert all(math.isfinite(v) for v in m.values())
+        assert all(math.isfinite(float(v)) for v in m.values())
         assert m["loss_d"] > 0.1
 
 
@@ -112,3 +153,5 @@ def test_samples_are_uint8_images():
     assert to_uint8(torch.tensor([-2.0, -1.0, 0.0, 1.0, 3.0])).tolist() == [0, 0, 128, 255, 255]
     s = progan(1).sample(3, size=32)
     assert s.dtype == torch.uint8 and s.shape == (3, 3, 32, 32)
+    s = conv_gan(classes=10).sample(5, generator=torch.Generator().manual_seed(0))
+    assert s.dtype == torch.uint8 and s.shape == (5, 1, 28, 28) and s.device.type == "cpu"

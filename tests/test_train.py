@@ -62,50 +62,40 @@ def test_resume_after_an_exception_matches_uninterrupted(tmp_path, monkeypatch):
     reference = run()
     monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "interrupted"))
     Toy.steps_taken = 0
-    with pytest.raises(GenlabError):
-        run(ToyConfig(nan_at_step=8 * 2 + 5))    # dies in epoch 3, after two checkpoints
-    # The same configuration minus the fault (nan_at_step is part of the key, so
-    # point the clean config at the interrupted run's checkpoint by copying it).
-    from genlab.cache import model_fingerprint
-    interrupted = next((tmp_path / "interrupted" / "runs").iterdir())
-    target = interrupted.with_name("toy-" + cache_key("toy", {"config": ToyConfig(), "epochs": 4, "batch_size": 32,
-                                                              "seed": 0}, "toy", model_fingerprint(Toy(ToyConfig()))))
-    interrupted.rename(target)
+    monkeypatch.setattr(Toy, "crash_at_step", 8 * 2 + 5)     # dies in epoch 3, after two checkpoints
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    monkeypatch.setattr(Toy, "crash_at_step", 0)
     Toy.steps_taken = 0
     resumed = run()
-    assert Toy.steps_taken == 8 * 2              # only epochs 3 and 4 ran again
+    assert not resumed.cached and Toy.steps_taken == 8 * 2    # only epochs 3 and 4 ran again
     assert list(resumed.history["epoch"]) == [1, 2, 3, 4]
     assert same_parameters(reference.model, resumed.model)
 
 
 def test_resume_after_kill_9_matches_uninterrupted(tmp_path, monkeypatch):
-    cache = tmp_path / "killed"
-    env = {**os.environ, "GENLAB_CACHE": str(cache), "TOY_SLEEP": "0.05",
+    cache, marker = tmp_path / "killed", tmp_path / "marker"
+    env = {**os.environ, "GENLAB_CACHE": str(cache), "TOY_HANG_AT_STEP": str(8 + 3), "TOY_MARKER": str(marker),
            "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, str(HERE / "toy.py")], env=env)
     try:
-        deadline = time.time() + 60
-        ckpt = None
-        while time.time() < deadline:
-            found = list(cache.glob("runs/*/checkpoint.pt"))
-            if found:
-                ckpt = found[0]
-                break
+        deadline = time.time() + 120
+        while not marker.exists() and time.time() < deadline and proc.poll() is None:
             time.sleep(0.05)
-        assert ckpt is not None, "no checkpoint appeared"
-        time.sleep(0.15)                      # well into epoch 2
+        assert marker.read_text() == "11", "the run never reached step 3 of epoch 2"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
+    (ckpt,) = cache.glob("runs/*/checkpoint.pt")
     state = torch.load(ckpt, weights_only=False)
-    assert not state["finished"] and state["epoch"] < 4
+    assert not state["finished"] and state["epoch"] == 1       # killed in the middle of epoch 2
     monkeypatch.setenv("GENLAB_CACHE", str(cache))
     Toy.steps_taken = 0
-    resumed = run(ToyConfig(sleep=0.05))
-    assert not resumed.cached and Toy.steps_taken == 8 * (4 - state["epoch"])
+    resumed = run()
+    assert not resumed.cached and Toy.steps_taken == 8 * 3
     monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "clean"))
-    reference = run(ToyConfig(sleep=0.05))
+    reference = run()
     assert same_parameters(reference.model, resumed.model)
     assert list(resumed.history["epoch"]) == [1, 2, 3, 4]

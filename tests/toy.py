@@ -15,14 +15,17 @@ class ToyConfig:
     lr: float = 0.05
     nan_at_step: int = 0         # make the loss NaN at this global step (0 = never)
     sleep: float = 0.0           # seconds per step, so a test can kill it mid-epoch
+    ema: float = 0.0             # the model's ema_decay
 
 
 class Toy(TrainableModule):
     steps_taken = 0              # counts train_step calls in this process
+    crash_at_step = 0            # raise at this global step (not part of the config, so not of the cache key)
 
     def __init__(self, cfg: ToyConfig):
         super().__init__()
         self.cfg = cfg
+        self.ema_decay = cfg.ema
         # Dropout makes the run depend on the RNG, so resume must restore it exactly.
         self.net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))
 
@@ -39,6 +42,12 @@ class Toy(TrainableModule):
             Toy.steps_taken += 1
             if self.cfg.nan_at_step and Toy.steps_taken == self.cfg.nan_at_step:
                 loss = loss * float("nan")
+            if Toy.crash_at_step and Toy.steps_taken == Toy.crash_at_step:
+                raise KeyboardInterrupt("simulated crash")
+            if Toy.steps_taken == int(os.environ.get("TOY_HANG_AT_STEP", 0)):
+                # The kill -9 test waits for this marker, then kills the process mid-epoch.
+                open(os.environ["TOY_MARKER"], "w").write(str(Toy.steps_taken))
+                time.sleep(600)
             if self.cfg.sleep:
                 time.sleep(self.cfg.sleep)
         return loss, {}
@@ -58,4 +67,4 @@ def run(cfg=ToyConfig(), epochs=4, **kw):
 
 
 if __name__ == "__main__":  # used by the kill -9 test
-    run(ToyConfig(sleep=float(os.environ.get("TOY_SLEEP", "0.05"))))
+    run()

@@ -58,7 +58,7 @@ def train(dataset: str, profile: str | Profile, *, seed: int | None = None, **ov
     n_train = b.train_subset or len(ds.x_train)
     epochs = b.ae_epochs if cfg.kind == "ae" else b.vae_epochs
     result = fit(f"{cfg.kind}-{ds.name}", lambda: AutoEncoder(cfg), cfg, (ds.x_train[:n_train],),
-                 epochs=epochs, batch_size=b.batch_size, seed=seed, device=profile.device,
+                 epochs=epochs, batch_size=b.batch_size, seed=seed, device=profile.device, precision=profile.precision,
                  data_id=f"{ds.name}:train[:{n_train}]", val=(ds.x_test[:b.val_images],))
     return AERun(ds.name, cfg, result, seed)
 

@@ -131,7 +131,7 @@ class AutoEncoder(TrainableModule):
     # --- latent path ----------------------------------------------------------------
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, log_var) of the Gaussian q0(z0|x); for the AE, (code, None)."""
-        h = self.encoder(gdata.to_float(x))
+        h = self.encoder(gdata.to_float(x)).float()   # the latent arithmetic stays float32 under autocast
         if self.cfg.kind == "ae":
             return h, None
         mu, log_var = h.chunk(2, 1)
@@ -156,9 +156,10 @@ class AutoEncoder(TrainableModule):
         target = self.targets(x)
         mu, log_var = self.posterior(x)
         if self.cfg.kind == "ae":
-            return {"recon": self.recon_nll(self.decoder(mu), target), "kl": torch.zeros(len(x), device=x.device)}
+            return {"recon": self.recon_nll(self.decoder(mu).float(), target),
+                    "kl": torch.zeros(len(x), device=x.device)}
         z, log_q = self.sample_posterior(mu, log_var)
-        recon = self.recon_nll(self.decoder(z[0]), target)
+        recon = self.recon_nll(self.decoder(z[0]).float(), target)
         if self.flow is None:
             kl = kl_standard_normal(mu, log_var).sum(1)
         else:
@@ -169,7 +170,7 @@ class AutoEncoder(TrainableModule):
         t = self.elbo_terms(batch[0])
         recon, kl = t["recon"].mean(), t["kl"].mean()
         loss = recon + self.cfg.beta * kl
-        return loss, {"recon": recon.item(), "kl": kl.item(), "neg_elbo": (recon + kl).item()}
+        return loss, {"recon": recon.detach(), "kl": kl.detach(), "neg_elbo": (recon + kl).detach()}
 
     def configure_optimizers(self):
         return {"adam": torch.optim.Adam(self.parameters(), lr=self.cfg.lr)}

@@ -93,7 +93,7 @@ class Classifier(TrainableModule):
             x = gdata.random_crop_flip(x)
         logits = self(x)
         loss = F.cross_entropy(logits, y)
-        return loss, {"accuracy": (logits.argmax(1) == y).float().mean().item()}
+        return loss, {"accuracy": (logits.argmax(1) == y).float().mean().detach()}
 
 
 def _budget_config(ds: gdata.Dataset, budget: ClassifierBudget) -> ClassifierConfig:
@@ -128,7 +128,7 @@ def train_classifier(dataset: str, profile: str | Profile = "cpu") -> tuple[Clas
         f"classifier-{ds.name}", lambda: Classifier(cfg), cfg,
         (ds.x_train[:n_train], ds.y_train[:n_train]),
         epochs=budget.epochs, batch_size=budget.batch_size, seed=profile.seed,
-        data_id=f"{ds.name}:train[:{n_train}]", val=test, device=profile.device,
+        data_id=f"{ds.name}:train[:{n_train}]", val=test, device=profile.device, precision=profile.precision,
     )
     accuracy = evaluate(result.model, test, device=profile.device)["accuracy"]
     return result.model, result, accuracy

@@ -84,7 +84,7 @@ def train(dataset: str, profile: str | Profile, *, train_images: int | None = No
     result = fit(
         f"{name}-{ds.name}", lambda: RealNVP(cfg), cfg, (ds.x_train[:n_train],),
         epochs=epochs, batch_size=batch_size, seed=profile.seed if seed is None else seed,
-        device=profile.device,
+        device=profile.device, precision=profile.precision,
         data_id=f"{ds.name}:train[:{n_train}]", val=(ds.x_test[:n_val],),
     )
     n_test = eval_images or (profile.eval_subset or len(ds.x_test))

@@ -151,6 +151,41 @@ class ActNorm(Transform):
         return y * torch.exp(-self.log_scale) - self.bias, -self.log_scale.sum().expand(y.shape[0]) * hw
 
 
+class Invertible1x1Conv(Transform):
+    """Glow's learned channel mixing: y = W x at every pixel, with W = P L (U + diag(sign · exp(log_s)))
+    (LU-parametrised: P a fixed permutation, L unit lower triangular, U strictly upper
+    triangular), so log|det W| = sum(log_s) and the log-det is H · W · sum(log_s), cheap and
+    exact. Starts at a random rotation (|det| = 1)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        q = torch.linalg.qr(torch.randn(channels, channels))[0]
+        p, lower, upper = torch.linalg.lu(q)
+        s = torch.diagonal(upper)
+        self.register_buffer("p", p)
+        self.register_buffer("sign_s", torch.sign(s))
+        self.register_buffer("lower_mask", torch.tril(torch.ones(channels, channels), -1))
+        self.register_buffer("eye", torch.eye(channels))
+        self.lower = nn.Parameter(lower)
+        self.upper = nn.Parameter(torch.triu(upper, 1))
+        self.log_s = nn.Parameter(torch.log(s.abs()))
+
+    def weight(self) -> torch.Tensor:
+        lower = self.lower * self.lower_mask + self.eye
+        upper = self.upper * self.lower_mask.T + torch.diag(self.sign_s * torch.exp(self.log_s))
+        return self.p @ lower @ upper
+
+    def forward(self, x):
+        w = self.weight()
+        y = F.conv2d(x, w.to(x.dtype)[:, :, None, None])
+        return y, self.log_s.sum().expand(x.shape[0]) * (x.shape[2] * x.shape[3])
+
+    def inverse(self, y):
+        w_inv = torch.linalg.inv(self.weight())
+        x = F.conv2d(y, w_inv.to(y.dtype)[:, :, None, None])
+        return x, -self.log_s.sum().expand(y.shape[0]) * (y.shape[2] * y.shape[3])
+
+
 class ResidualBlock(nn.Module):
     def __init__(self, channels: int, kernel: int = 3):
         super().__init__()
@@ -244,6 +279,8 @@ class FlowConfig:
     blocks: int = 1              # residual blocks per coupling network
     masks: str = "checkerboard+channel"   # or "channel" (squeeze first, channel masks only)
     actnorm: bool = True
+    invconv: bool = False        # Glow's invertible 1x1 convolution before every channel-mask coupling
+    ema: float = 0.0             # EMA of the weights (kept by the training loop), used to evaluate and sample
     alpha: float = 1e-6          # logit's margin
     lr: float = 1e-3
     warmup_steps: int = 200
@@ -264,6 +301,8 @@ class FlowLevel(Transform):
         def couple(c, s, mask, i):
             if cfg.actnorm:
                 layers.append(ActNorm(c))
+            if cfg.invconv and mask == "channel":
+                layers.append(Invertible1x1Conv(c))
             layers.append(AffineCoupling(c, s, mask, i % 2, cfg.hidden, cfg.blocks))
 
         if cfg.masks == "checkerboard+channel":
@@ -354,6 +393,7 @@ class RealNVP(TrainableModule):
         super().__init__()
         self.cfg = cfg
         self.grad_clip = cfg.grad_clip
+        self.ema_decay = cfg.ema
         self.flow = Chain(UniformDequantization(), Logit(cfg.alpha), MultiScaleFlow(cfg))
         # The same layers with pixels at their bin centres: a deterministic encoder.
         self.encoder = Chain(UniformDequantization(centre=True), *self.flow.transforms[1:])
@@ -406,4 +446,4 @@ class RealNVP(TrainableModule):
 
     def loss(self, batch):
         bpd = self.bits_per_dim(batch[0]).mean()
-        return bpd, {"bits_per_dim": bpd.item()}
+        return bpd, {"bits_per_dim": bpd.detach()}

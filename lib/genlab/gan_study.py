@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from genlab import data as gdata
 from genlab.atomic import save_torch
 from genlab.config import Profile, config_dict, get_profile
-from genlab.gans import (CGANConfig, ConditionalGAN, GANConfig, ProGAN, ProGANConfig, ProGANStage,
+from genlab.gans import (ConvGAN, ConvGANConfig, GANConfig, ProGAN, ProGANConfig, ProGANStage,
                          VanillaGAN, downsample_to, to_signed, to_uint8)
 from genlab.metrics import class_histogram, yardstick
 from genlab.plots import grid_array, plot_histogram
@@ -57,7 +57,7 @@ def train_vanilla(dataset: str, profile: str | Profile):
 
     n = b.train_subset or len(ds.x_train)
     result = fit(f"gan-{ds.name}", lambda: VanillaGAN(cfg), cfg, (ds.x_train[:n],), epochs=b.vanilla_epochs,
-                 batch_size=b.batch_size, seed=profile.seed, device=profile.device,
+                 batch_size=b.batch_size, seed=profile.seed, device=profile.device, precision=profile.precision,
                  data_id=f"{ds.name}:train[:{n}]", on_epoch_end=monitor)
     return cfg, result
 
@@ -127,20 +127,79 @@ def vanilla_section(report, datasets) -> pd.DataFrame:
     return table
 
 
-# --- 2. conditional GAN and feature matching --------------------------------------------------
+# --- 2. convolutional GAN: what each small-budget technique buys -----------------------------
 
-def train_cgan(dataset: str, profile: str | Profile, feature_matching: float):
+def train_conv(dataset: str, profile: str | Profile, *, classes: int = 0, seed: int | None = None,
+               epochs: int | None = None, **changes):
+    """A ConvGAN (the full recipe, with `changes` to ConvGANConfig) on `dataset`; with classes,
+    the projection cGAN. Returns (config, fit result)."""
     profile = get_profile(profile)
     b = profile.gans
     ds = gdata.load(dataset)
-    cfg = CGANConfig(image_shape=tuple(ds.shape), classes=len(ds.classes), width=b.cgan_width,
-                     feature_matching=feature_matching, lr_g=b.lr, lr_d=b.lr)
+    cfg = ConvGANConfig(image_shape=tuple(ds.shape), classes=classes, width=b.conv_width,
+                        **{"lr_g": b.conv_lr_g, "lr_d": b.conv_lr_d, **changes})
     n = b.train_subset or len(ds.x_train)
-    result = fit(f"cgan-{ds.name}", lambda: ConditionalGAN(cfg), cfg, (ds.x_train[:n], ds.y_train[:n]),
-                 epochs=b.cgan_epochs, batch_size=b.batch_size, seed=profile.seed, device=profile.device,
+    name = f"{'cgan' if classes else 'convgan'}-{ds.name}"
+    result = fit(name, lambda: ConvGAN(cfg), cfg, (ds.x_train[:n], ds.y_train[:n]),
+                 epochs=epochs or (b.cgan_epochs if classes else b.conv_epochs), batch_size=b.batch_size,
+                 seed=profile.seed if seed is None else seed, device=profile.device, precision=profile.precision,
                  data_id=f"{ds.name}:train[:{n}]+labels")
     return cfg, result
 
+
+# Each variant changes one technique of the recipe; all train the same steps on the same images.
+# Removing the EMA needs no run of its own: it is the recipe's run, sampled from the raw weights.
+CONV_ABLATION = [
+    ("recipe: SN + hinge + EMA, equal lr", {}),
+    ("− EMA (raw weights of the same run)", None),
+    ("− spectral norm", {"spectral_norm": False}),
+    ("non-saturating loss instead of hinge", {"loss": "ns"}),
+    ("+ TTUR (lr G ÷2, D ×2)", "ttur"),
+]
+
+
+def conv_section(report, datasets) -> pd.DataFrame:
+    """The conv GAN on every dataset; on the first one, each technique removed in turn."""
+    b = report.profile.gans
+    rows, grids = [], []
+    for i, ds_name in enumerate(datasets):
+        ds = gdata.load(ds_name)
+        ys = yardstick(ds_name, report.profile.name)
+        full = None
+        for label, change in (CONV_ABLATION if i == 0 else CONV_ABLATION[:1]):
+            if change is None:
+                cfg, model, seconds = full[0], full[1].trained, full[1].train_seconds
+            else:
+                if change == "ttur":
+                    change = {"lr_g": b.conv_lr_g / 2, "lr_d": b.conv_lr_d * 2}
+                cfg, result = train_conv(ds_name, report.profile, **change)
+                full = full or (cfg, result)
+                model, seconds = result.model, result.train_seconds
+            samples = model.sample(b.samples, generator=torch.Generator().manual_seed(report.profile.seed))
+            key = "ema" if change is None else "_".join(f"{k}{v}" for k, v in change.items()) or "full"
+            m = ys.measure(samples, name=f"measured_convgan_{ds_name}_{key}",
+                           config={"dataset": ds_name, "weights": "raw" if change is None else "ema",
+                                   "seed": report.profile.seed, "gan": config_dict(cfg)})
+            rows.append({"dataset": ds.title, "variant": label, "FID": m.fid, "FID floor": m.fid_floor,
+                         "× floor": m.fid / m.fid_floor, "coverage": m.coverage,
+                         "confidence ≥ 0.9": m.confident_share, "train time (min)": seconds / 60})
+            if change == {}:
+                grids.append((ds, samples[:32]))
+                report.headline("conv GAN FID", m.fid, "FID", ds_name)
+                report.headline("conv GAN FID / real floor", m.fid / m.fid_floor, "ratio", ds_name)
+                report.headline("conv GAN class coverage", m.coverage, "fraction", ds_name)
+    result_steps = full[1].history["epoch"].max() if full else 0
+    report.say(f"Budget per run: {b.conv_epochs} epoch(s) of {b.train_subset or 'all'} training images, batch "
+               f"{b.batch_size} ({int(result_steps)} epoch(s) recorded); {b.samples} samples per measurement.")
+    table = pd.DataFrame(rows)
+    report.table(table)
+    for ds, g in grids:
+        report.grid(f"convgan_{ds.name}", g, f"{ds.title}: conv GAN (full recipe, EMA generator)", nrow=16,
+                    config={"dataset": ds.name, "seed": report.profile.seed})
+    return table
+
+
+# --- 3. conditional GAN (projection discriminator) and feature matching ------------------------
 
 @torch.no_grad()
 def intra_class_diversity(ys, images: torch.Tensor, labels: torch.Tensor) -> float:
@@ -170,6 +229,8 @@ def show_class_grid(images: torch.Tensor, classes, per_class: int, title: str):
 
 
 def cgan_section(report, datasets) -> pd.DataFrame:
+    """Projection cGAN with and without feature matching, over `cgan_seeds` seeds per dataset:
+    one row per run; `cgan_summary` gives mean and spread."""
     b = report.profile.gans
     rows = []
     for ds_name in datasets:
@@ -178,29 +239,49 @@ def cgan_section(report, datasets) -> pd.DataFrame:
         n = b.samples
         real_div = intra_class_diversity(ys, ds.x_test[:n], ds.y_test[:n])
         for label, fm in (("cGAN", 0.0), ("cGAN + feature matching", FM_WEIGHT)):
-            cfg, result = train_cgan(ds_name, report.profile, fm)
-            model = result.model
-            labels = torch.arange(n) % len(ds.classes)
-            samples = model.sample(n, generator=torch.Generator().manual_seed(report.profile.seed), labels=labels)
-            m = ys.measure(samples, labels, name=f"measured_{'cgan_fm' if fm else 'cgan'}_{ds_name}",
-                           config={"dataset": ds_name, "seed": report.profile.seed, "gan": config_dict(cfg)})
-            rows.append({"dataset": ds.title, "model": label, "conditional accuracy": m.conditional_accuracy,
-                         "FID": m.fid, "FID floor": m.fid_floor, "coverage": m.coverage,
-                         "intra-class diversity": intra_class_diversity(ys, samples, labels),
-                         "real diversity": real_div, "final D loss": result.history["train_loss_d"].iloc[-1],
-                         "train time (min)": result.train_seconds / 60})
-            report.headline(f"{label} conditional accuracy", m.conditional_accuracy, "fraction", ds_name)
-            per_class = 10
-            grid_labels = torch.arange(len(ds.classes)).repeat_interleave(per_class)
-            grid = model.sample(len(grid_labels), generator=torch.Generator().manual_seed(1), labels=grid_labels)
-            report.save_samples(f"{'cgan_fm' if fm else 'cgan'}_{ds_name}", grid,
-                                {"dataset": ds_name, "labels": grid_labels.tolist(), "gan": config_dict(cfg)})
-            show_class_grid(grid, ds.classes, per_class, f"{ds.title}: {label}, one row per class")
+            for seed in range(report.profile.seed, report.profile.seed + b.cgan_seeds):
+                cfg, result = train_conv(ds_name, report.profile, classes=len(ds.classes), seed=seed,
+                                         feature_matching=fm)
+                model = result.model
+                labels = torch.arange(n) % len(ds.classes)
+                samples = model.sample(n, generator=torch.Generator().manual_seed(seed), labels=labels)
+                tag = f"{'cgan_fm' if fm else 'cgan'}_{ds_name}_seed{seed}"
+                m = ys.measure(samples, labels, name=f"measured_{tag}",
+                               config={"dataset": ds_name, "seed": seed, "gan": config_dict(cfg)})
+                rows.append({"dataset": ds.title, "model": label, "seed": seed,
+                             "conditional accuracy": m.conditional_accuracy, "FID": m.fid, "FID floor": m.fid_floor,
+                             "coverage": m.coverage, "intra-class diversity": intra_class_diversity(ys, samples, labels),
+                             "real diversity": real_div, "train time (min)": result.train_seconds / 60})
+                if seed == report.profile.seed:
+                    per_class = 10
+                    grid_labels = torch.arange(len(ds.classes)).repeat_interleave(per_class)
+                    grid = model.sample(len(grid_labels), generator=torch.Generator().manual_seed(1), labels=grid_labels)
+                    report.save_samples(tag, grid, {"dataset": ds_name, "labels": grid_labels.tolist(),
+                                                    "seed": 1, "gan": config_dict(cfg)})
+                    show_class_grid(grid, ds.classes, per_class, f"{ds.title}: {label}, one row per class")
     table = pd.DataFrame(rows)
-    report.say(f"{b.samples} samples per model, labels cycling through the classes; the real diversity is that "
-               f"of {b.samples} test images.")
+    summary = cgan_summary(table)
+    for r in summary.to_dict("records"):
+        report.headline(f"{r['model']} conditional accuracy (mean of {r['seeds']} seeds)", r["accuracy mean"],
+                        "fraction", gdata.canonical_name(r["dataset"]))
+    report.say(f"{b.samples} samples per run, labels cycling through the classes; the real diversity is that of "
+               f"{b.samples} test images. Each model trains {b.cgan_epochs} epoch(s) with {b.cgan_seeds} seed(s):")
     report.table(table)
+    report.say("Mean and spread (half the range) over the seeds:")
+    report.table(summary)
     return table
+
+
+def cgan_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and model: mean and half-range over seeds of accuracy, FID and diversity."""
+    rows = []
+    for (ds, model), t in table.groupby(["dataset", "model"], sort=False):
+        row = {"dataset": ds, "model": model, "seeds": len(t)}
+        for col, short in (("conditional accuracy", "accuracy"), ("FID", "FID"), ("intra-class diversity", "diversity")):
+            row[f"{short} mean"] = t[col].mean()
+            row[f"{short} ±"] = (t[col].max() - t[col].min()) / 2
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 # --- 3. progressive growing GAN on CIFAR-10 ---------------------------------------------------
@@ -228,7 +309,7 @@ def train_progan(profile: str | Profile):
             return model
 
         result = fit(f"progan-stage{s}", build, cfg, (x,), epochs=b.progan_epochs_per_stage,
-                     batch_size=b.progan_batch, seed=profile.seed, device=profile.device,
+                     batch_size=b.progan_batch, seed=profile.seed, device=profile.device, precision=profile.precision,
                      data_id=f"cifar10:train[{offset - n}:{offset}]")
         stages.append((cfg, result, len(x)))
         previous, prev_model = cfg, result.model
@@ -293,7 +374,8 @@ def progan_section(report) -> pd.DataFrame:
 
 # --- discussion ---------------------------------------------------------------------------
 
-def discussion(vanilla: pd.DataFrame, cgan: pd.DataFrame, progan: pd.DataFrame, profile: str) -> str:
+def discussion(vanilla: pd.DataFrame, conv: pd.DataFrame, cgan: pd.DataFrame, progan: pd.DataFrame,
+               profile: str) -> str:
     out = []
     for _, r in vanilla.iterrows():
         out.append(
@@ -304,16 +386,40 @@ def discussion(vanilla: pd.DataFrame, cgan: pd.DataFrame, progan: pd.DataFrame, 
             + f". FID {r['FID']:.3g} against a real floor of {r['FID floor']:.3g}; class coverage {r['coverage']:.0%} "
             f"(lowest over training {r['min coverage']:.0%}"
             + (", **mode collapse was flagged**)." if r["collapse flagged"] else ", no collapse flagged)."))
-    for ds, t in cgan.groupby("dataset", sort=False):
+    for ds, t in conv.groupby("dataset", sort=False):
+        full = t.iloc[0]
+        van = vanilla.loc[vanilla["dataset"] == ds]
+        text = (f"**Conv GAN, {ds}.** The full recipe reaches FID {full['FID']:.3g} against a real floor of "
+                f"{full['FID floor']:.3g} ({full['× floor']:.1f}× the floor), class coverage {full['coverage']:.0%}, "
+                f"in {full['train time (min)']:.1f} min")
+        if len(van):
+            text += f"; the seed's MLP GAN ends at FID {van['FID'].iloc[0]:.3g} after {van['train time (min)'].iloc[0]:.1f} min"
+        text += "."
+        if len(t) > 1:
+            parts = []
+            for _, r in t.iloc[1:].iterrows():
+                d = r["FID"] - full["FID"]
+                added = r["variant"].startswith("+")
+                pays = (d < 0) if added else (d > 0)
+                parts.append(f"{r['variant']}: FID {r['FID']:.3g} ({d:+.3g}: "
+                             + ("the technique pays" if pays else "the technique does not pay here") + ")")
+            text += " One technique changed at a time, same budget — " + "; ".join(parts) + "."
+        out.append(text)
+    summary = cgan_summary(cgan)
+    for ds, t in summary.groupby("dataset", sort=False):
         a, fm = t.iloc[0], t.iloc[1]
+        gap = fm["accuracy mean"] - a["accuracy mean"]
+        spread = max(a["accuracy ±"], fm["accuracy ±"])
         out.append(
-            f"**cGAN vs cGAN + feature matching, {ds}.** Conditional accuracy {a['conditional accuracy']:.1%} vs "
-            f"{fm['conditional accuracy']:.1%}; FID {a['FID']:.3g} vs {fm['FID']:.3g} (floor {a['FID floor']:.3g}); "
-            f"intra-class diversity {a['intra-class diversity']:.3g} vs {fm['intra-class diversity']:.3g} "
-            f"(real {a['real diversity']:.3g}). "
-            + ("Feature matching gives more diverse samples" if fm["intra-class diversity"] > a["intra-class diversity"]
-               else "Feature matching does not add diversity")
-            + ", and " + ("a better" if fm["FID"] < a["FID"] else "a worse") + " FID, here.")
+            f"**Projection cGAN vs cGAN + feature matching, {ds}** ({int(a['seeds'])} seeds each, mean ± half-range). "
+            f"Conditional accuracy {a['accuracy mean']:.1%} ± {a['accuracy ±']:.1%} vs {fm['accuracy mean']:.1%} ± "
+            f"{fm['accuracy ±']:.1%}: "
+            + ("a difference within the seed spread" if abs(gap) <= spread else
+               ("feature matching **raises** it beyond the seed spread" if gap > 0 else
+                "feature matching **lowers** it beyond the seed spread"))
+            + f". FID {a['FID mean']:.3g} ± {a['FID ±']:.2g} vs {fm['FID mean']:.3g} ± {fm['FID ±']:.2g}; intra-class "
+            f"diversity {a['diversity mean']:.3g} vs {fm['diversity mean']:.3g} (real "
+            f"{cgan.loc[cgan['dataset'] == ds, 'real diversity'].iloc[0]:.3g}).")
     fids = progan["FID (upsampled to 32)"].tolist()
     floors = progan["real floor at this resolution"].tolist()
     falling = all(b < a for a, b in zip(fids, fids[1:]))
@@ -339,17 +445,21 @@ def hyperparameter_table(profile: str | Profile) -> pd.DataFrame:
     """Every GAN's settings, read from the configs that train them."""
     b = get_profile(profile).gans
     van = GANConfig(hidden=b.vanilla_hidden, lr_g=b.lr, lr_d=b.lr)
-    cg = CGANConfig(width=b.cgan_width, lr_g=b.lr, lr_d=b.lr)
+    cv = ConvGANConfig(width=b.conv_width, lr_g=b.conv_lr_g, lr_d=b.conv_lr_d)
     pg = ProGANConfig(channels=b.progan_channels, lr=b.progan_lr)
     h = van.hidden
     return pd.DataFrame([
         {"model": "vanilla GAN", "architecture": f"G: {van.noise}→{h}→{2 * h}→{4 * h}→784; D: 784→{2 * h}→{h}→1",
          "loss": "non-saturating BCE", "stabilisers": f"real label {van.label_smoothing}, D dropout {van.dropout}",
          "optimiser": f"Adam lr {van.lr_g:g}/{van.lr_d:g} (G/D), β₁ {van.beta1}", "batch": b.batch_size},
-        {"model": "cGAN (+ FM)", "architecture": f"conv, width {cg.width}, label embedding {cg.embed} (G) and 28×28 map (D)",
-         "loss": f"non-saturating BCE (+ feature matching, weight {FM_WEIGHT:g})",
-         "stabilisers": f"real label {cg.label_smoothing}, batch norm in G, dropout in D",
-         "optimiser": f"Adam lr {cg.lr_g:g}/{cg.lr_d:g}, β₁ {cg.beta1}", "batch": b.batch_size},
+        {"model": "conv GAN", "architecture": f"G: z {cv.noise}→{2 * cv.width}×7×7→2 transposed convs to 28×28; "
+                                              f"D: 3 convs ({cv.width}–{2 * cv.width} ch.), sum pooling",
+         "loss": cv.loss, "stabilisers": f"spectral norm in D, EMA of G ({cv.ema}), batch norm in G",
+         "optimiser": f"Adam lr {cv.lr_g:g}/{cv.lr_d:g} (G/D), β {cv.betas}", "batch": b.batch_size},
+        {"model": "cGAN (+ FM)", "architecture": "the conv GAN; G gets a label embedding beside z, "
+                                                 "D is a projection discriminator",
+         "loss": f"{cv.loss} (+ feature matching on D's pooled features, weight {FM_WEIGHT:g})",
+         "stabilisers": "as the conv GAN", "optimiser": "as the conv GAN", "batch": b.batch_size},
         {"model": "ProGAN", "architecture": f"{pg.channels} channels per block, resolutions "
                                             f"{'→'.join(map(str, pg.resolutions[:len(b.progan_steps)]))}",
          "loss": f"WGAN-GP, λ {pg.gp_weight:g}, drift {pg.drift:g}",

@@ -100,7 +100,7 @@ class AdversarialPair(TrainableModule):
 
     @staticmethod
     def d_outputs(d_real, d_fake) -> dict[str, float]:
-        return {"D(x)": torch.sigmoid(d_real).mean().item(), "D(G(z))": torch.sigmoid(d_fake).mean().item()}
+        return {"D(x)": torch.sigmoid(d_real).mean().detach(), "D(G(z))": torch.sigmoid(d_fake).mean().detach()}
 
     @torch.no_grad()
     def validation_metrics(self, batch):
@@ -118,13 +118,15 @@ class VanillaGAN(AdversarialPair):
 
     def train_step(self, batch, opt):
         real = to_signed(batch[0])
-        fake = self.generator(self.noise(len(real)))
-        d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())
-        loss_d = self.discriminator_loss(d_real, d_fake)
+        with self.autocast():
+            fake = self.generator(self.noise(len(real)))
+            d_real, d_fake = self.discriminator(real), self.discriminator(fake.detach())
+            loss_d = self.discriminator_loss(d_real, d_fake)
         self.update(opt["d"], loss_d)
-        loss_g = self.generator_loss(self.discriminator(fake))
+        with self.autocast():
+            loss_g = self.generator_loss(self.discriminator(fake))
         self.update(opt["g"], loss_g)
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), **self.d_outputs(d_real, d_fake)}
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), **self.d_outputs(d_real, d_fake)}
 
     @torch.no_grad()
     def sample(self, n, generator=None, labels=None):
@@ -132,60 +134,75 @@ class VanillaGAN(AdversarialPair):
         return to_uint8(self.generator(self.noise(n, generator))).cpu()
 
 
-# ==== 2. conditional GAN with feature matching ===============================================
+# ==== 2. convolutional GAN: DCGAN-shaped, with the small-budget techniques ==================
 
 @dataclass(frozen=True)
-class CGANConfig:
+class ConvGANConfig:
+    """A DCGAN-shaped pair; each technique is a switch so that its effect can be measured alone.
+
+    classes > 0 makes it conditional: G gets a label embedding beside z, and D is a
+    projection discriminator (Miyato & Koyama 2018): D(x, y) = psi(h(x)) + <embed(y), h(x)>.
+    """
+
     image_shape: tuple[int, int, int] = (1, 28, 28)
-    classes: int = 10
-    noise: int = 64
-    embed: int = 16
-    width: int = 64
-    feature_matching: float = 0.0   # weight of the feature-matching loss in G's objective
-    adversarial: float = 1.0        # weight of the non-saturating adversarial loss in G's objective
-    label_smoothing: float = 0.9
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
+    classes: int = 0                 # 0 = unconditional
+    noise: int = 128
+    width: int = 64                  # D: width, 2 width channels; G mirrors it
+    loss: str = "hinge"              # "hinge" or "ns" (non-saturating BCE)
+    spectral_norm: bool = True       # on every layer of D: its Lipschitz constant stays near 1
+    lr_g: float = 1e-3               # lr_d > lr_g is the two time-scale update rule (TTUR)
+    lr_d: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.999)
+    ema: float = 0.999               # EMA of the weights (fit keeps it); G's EMA is what is sampled
+    feature_matching: float = 0.0    # weight of || E h(x) - E h(G(z)) ||^2 in G's loss
 
 
-class ConditionalGenerator(nn.Module):
-    """[z, embed(y)] -> 7x7 feature map -> two transposed convs -> 28x28 image."""
+class ConvGenerator(nn.Module):
+    """[z, embed(y)] -> 2w x 7 x 7 -> transposed conv (w x 14 x 14) -> transposed conv (image, 28 x 28).
+    DCGAN's shape, kept small: a CPU trains it at about a thousand images per second."""
 
-    def __init__(self, cfg: CGANConfig):
+    def __init__(self, cfg: ConvGANConfig):
         super().__init__()
-        w, c, s = cfg.width, cfg.image_shape[0], cfg.image_shape[1] // 4
-        self.embed = nn.Embedding(cfg.classes, cfg.embed)
-        self.fc = nn.Sequential(nn.Linear(cfg.noise + cfg.embed, 2 * w * s * s), nn.BatchNorm1d(2 * w * s * s),
-                                nn.ReLU())
-        self.up = nn.Sequential(
-            nn.Unflatten(1, (2 * w, s, s)),
+        w, (c, h, _) = cfg.width, cfg.image_shape
+        self.s = h // 4
+        self.embed = nn.Embedding(cfg.classes, cfg.noise) if cfg.classes else None
+        self.fc = nn.Linear(cfg.noise * (2 if cfg.classes else 1), 2 * w * self.s * self.s)
+        self.net = nn.Sequential(
+            nn.BatchNorm2d(2 * w), nn.ReLU(),
             nn.ConvTranspose2d(2 * w, w, 4, 2, 1), nn.BatchNorm2d(w), nn.ReLU(),
             nn.ConvTranspose2d(w, c, 4, 2, 1), nn.Tanh())
 
-    def forward(self, z, y):
-        return self.up(self.fc(torch.cat([z, self.embed(y)], 1)))
+    def forward(self, z, y=None):
+        if self.embed is not None:
+            z = torch.cat([z, self.embed(y)], 1)
+        return self.net(self.fc(z).view(len(z), -1, self.s, self.s))
 
 
-class ConditionalDiscriminator(nn.Module):
-    """The label enters as an extra image channel (its embedding, projected to H x W)."""
+class ConvDiscriminator(nn.Module):
+    """Two strided convs to 7 x 7 and one more conv; the flattened map is the feature h(x) and a
+    linear head psi scores it; with classes, the projection term <embed(y), h(x)> is added.
+    (Global pooling instead of flattening weakens a spectrally normalised D too much for a
+    small budget: measured FID 323 against 180 after 1200 steps on MNIST.)"""
 
-    def __init__(self, cfg: CGANConfig):
+    def __init__(self, cfg: ConvGANConfig):
         super().__init__()
         w, (c, h, _) = cfg.width, cfg.image_shape
-        self.size = h
-        self.embed = nn.Embedding(cfg.classes, h * h)
+        sn = nn.utils.parametrizations.spectral_norm if cfg.spectral_norm else (lambda m: m)
         self.features = nn.Sequential(
-            nn.Conv2d(c + 1, w, 4, 2, 1), nn.LeakyReLU(0.2), nn.Dropout(0.3),
-            nn.Conv2d(w, 2 * w, 4, 2, 1), nn.LeakyReLU(0.2), nn.Dropout(0.3),
+            sn(nn.Conv2d(c, w, 4, 2, 1)), nn.LeakyReLU(0.1),
+            sn(nn.Conv2d(w, 2 * w, 4, 2, 1)), nn.LeakyReLU(0.1),
+            sn(nn.Conv2d(2 * w, 2 * w, 3, padding=1)), nn.LeakyReLU(0.1),
             nn.Flatten())
-        self.head = nn.Linear(2 * w * (h // 4) ** 2, 1)
+        dim = 2 * w * (h // 4) ** 2
+        self.head = sn(nn.Linear(dim, 1))
+        self.embed = sn(nn.Embedding(cfg.classes, dim)) if cfg.classes else None
 
-    def forward(self, x, y, with_features: bool = False):
-        label_map = self.embed(y).view(-1, 1, self.size, self.size)
-        f = self.features(torch.cat([x, label_map], 1))
-        out = self.head(f).squeeze(1)
-        return (out, f) if with_features else out
+    def forward(self, x, y=None, with_features: bool = False):
+        h = self.features(x)
+        out = self.head(h).squeeze(1)
+        if self.embed is not None:
+            out = out + (self.embed(y) * h).sum(1)
+        return (out, h) if with_features else out
 
 
 def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
@@ -193,37 +210,70 @@ def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tens
     return (real_features.mean(0) - fake_features.mean(0)).pow(2).sum()
 
 
-class ConditionalGAN(AdversarialPair):
-    """cGAN; with `feature_matching` > 0, G also matches D's mean features on real images."""
+class ConvGAN(TrainableModule):
+    """One D step and one G step per batch; hinge or non-saturating loss; conditional when
+    cfg.classes > 0 (projection D); fit keeps the EMA of the weights (cfg.ema)."""
 
-    def __init__(self, cfg: CGANConfig):
+    channels_last = True      # NHWC convolutions: faster on CPUs and GPUs alike (make bench)
+
+    def __init__(self, cfg: ConvGANConfig):
         super().__init__()
+        if cfg.loss not in ("hinge", "ns"):
+            raise ValueError(f"unknown GAN loss {cfg.loss!r}; use 'hinge' or 'ns'")
         self.cfg = cfg
-        self.generator = ConditionalGenerator(cfg)
-        self.discriminator = ConditionalDiscriminator(cfg)
+        self.ema_decay = cfg.ema
+        self.generator = ConvGenerator(cfg)
+        self.discriminator = ConvDiscriminator(cfg)
+
+    def configure_optimizers(self):
+        return {"g": torch.optim.Adam(self.generator.parameters(), self.cfg.lr_g, betas=self.cfg.betas),
+                "d": torch.optim.Adam(self.discriminator.parameters(), self.cfg.lr_d, betas=self.cfg.betas)}
+
+    def noise(self, n, generator=None):
+        return torch.randn(n, self.cfg.noise, generator=generator).to(next(self.parameters()).device)
+
+    def d_loss(self, d_real, d_fake):
+        if self.cfg.loss == "hinge":
+            return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+        return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+
+    def g_loss(self, d_gen):
+        return -d_gen.mean() if self.cfg.loss == "hinge" else F.softplus(-d_gen).mean()
 
     def train_step(self, batch, opt):
-        real, y = to_signed(batch[0]), batch[1]
-        fake = self.generator(self.noise(len(real)), y)
-        d_real, f_real = self.discriminator(real, y, with_features=True)
-        d_fake = self.discriminator(fake.detach(), y)
-        loss_d = self.discriminator_loss(d_real, d_fake)
-        self.update(opt["d"], loss_d)
-        d_gen, f_fake = self.discriminator(fake, y, with_features=True)
-        fm = feature_matching_loss(f_real.detach(), f_fake)
-        loss_g = self.cfg.adversarial * self.generator_loss(d_gen) + self.cfg.feature_matching * fm
-        self.update(opt["g"], loss_g)
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "feature_matching": fm.item(),
-                **self.d_outputs(d_real, d_fake)}
+        real = to_signed(batch[0]).contiguous(memory_format=torch.channels_last)
+        y = batch[1] if self.cfg.classes else None
+        with self.autocast():
+            fake = self.generator(self.noise(len(real)), y)
+            d_real, h_real = self.discriminator(real, y, with_features=True)
+            d_fake = self.discriminator(fake.detach(), y)
+            loss_d = self.d_loss(d_real.float(), d_fake.float())
+        AdversarialPair.update(opt["d"], loss_d)
+        with self.autocast():
+            d_gen, h_fake = self.discriminator(fake, y, with_features=True)
+            loss_g = self.g_loss(d_gen.float())
+            fm = feature_matching_loss(h_real.detach().float(), h_fake.float())
+            if self.cfg.feature_matching:
+                loss_g = loss_g + self.cfg.feature_matching * fm
+        AdversarialPair.update(opt["g"], loss_g)
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "feature_matching": fm.detach(),
+                "D(x)": d_real.float().mean().detach(), "D(G(z))": d_fake.float().mean().detach()}
+
+    @torch.no_grad()
+    def validation_metrics(self, batch):
+        return {}
 
     @torch.no_grad()
     def sample(self, n, generator=None, labels=None):
-        """n images; labels default to 0..classes-1 in turn."""
+        """n uint8 images on the CPU; conditional models take `labels` (default 0..classes-1 in turn)."""
         self.eval()
         device = next(self.parameters()).device
-        if labels is None:
+        if self.cfg.classes and labels is None:
             labels = torch.arange(n) % self.cfg.classes
-        return to_uint8(self.generator(self.noise(n, generator), labels.to(device))).cpu()
+        y = labels.to(device) if self.cfg.classes else None
+        out = [self.generator(self.noise(len(z_idx), generator), None if y is None else y[z_idx])
+               for z_idx in torch.arange(n).split(1000)]
+        return to_uint8(torch.cat(out)).contiguous().cpu()
 
 
 # ==== 3. progressive growing GAN =============================================================
@@ -419,8 +469,8 @@ class ProGAN(TrainableModule):
         loss_g.backward()
         opt["g"].step()
         self.step += 1
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "gp": gp.item(),
-                "wasserstein": (d_real.mean() - d_fake.mean()).item(), "alpha": a}
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "gp": gp.detach(),
+                "wasserstein": (d_real.mean() - d_fake.mean()).detach(), "alpha": a}
 
     @torch.no_grad()
     def validation_metrics(self, batch):

@@ -7,12 +7,19 @@ A model owns its loss: it subclasses `TrainableModule` and implements `loss()`
 * seeded, reproducible batches drawn from in-memory tensors;
 * a tqdm progress bar, per-epoch train and validation metrics in a DataFrame;
 * a NaN/inf guard that stops with a message naming model, epoch and step;
+* mixed precision through one switch (`genlab.precision`: bf16 where it pays);
+* an exponential moving average of the weights (`ema_decay`), used for evaluation
+  and sampling;
+* metrics accumulated on the device and read once per epoch (no per-step host sync
+  on a GPU);
 * an atomic checkpoint after every epoch, and resume from it after a crash;
 * a cache keyed by the full configuration, the data and the model's source code:
   the same call twice trains once, and editing a model retrains it (`genlab.cache`).
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import hashlib
 import json
 import math
@@ -32,6 +39,7 @@ from genlab.cache import model_fingerprint, set_aside
 from genlab.config import config_dict
 from genlab.errors import GenlabError
 from genlab.paths import cache_dir
+from genlab.precision import DTYPES, resolve as resolve_precision
 
 # Bump when old checkpoints become wrong for a reason the source fingerprint cannot see.
 CACHE_VERSION = 2
@@ -42,12 +50,23 @@ Batch = tuple[torch.Tensor, ...]
 class TrainableModule(nn.Module):
     """What `fit()` needs from a model.
 
-    `loss(batch)` returns (scalar loss to minimise, dict of floats to log).
-    The default `train_step` runs one optimiser on it; override `train_step` for
-    anything else. `validation_metrics(batch)` defaults to the loss's metrics.
+    `loss(batch)` returns (scalar loss to minimise, dict of metrics to log: floats or
+    detached tensors). The default `train_step` runs one optimiser on it; override
+    `train_step` for anything else, entering `self.autocast()` around forward passes.
+    `validation_metrics(batch)` defaults to the loss's metrics.
     """
 
     grad_clip: float | None = None
+    ema_decay: float = 0.0        # > 0: fit keeps an EMA of the weights, used to evaluate and sample
+    channels_last: bool = False   # conv models where `make bench` shows NHWC pays
+    precision: str = "fp32"       # set by fit(): the autocast dtype of forward passes
+
+    def autocast(self):
+        """The mixed-precision context of this model's forward passes (a no-op in fp32)."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        device = next(self.parameters()).device.type
+        return torch.autocast(device, dtype=DTYPES[self.precision])
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
@@ -56,31 +75,63 @@ class TrainableModule(nn.Module):
         """Per-step learning-rate schedulers (none by default)."""
         return []
 
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError
 
-    def train_step(self, batch: Batch, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
+    def train_step(self, batch: Batch, optimizers: dict[str, torch.optim.Optimizer]) -> dict:
         (opt,) = optimizers.values()
-        loss, metrics = self.loss(batch)
+        with self.autocast():
+            loss, metrics = self.loss(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_clip:
             nn.utils.clip_grad_norm_(self.parameters(), self.grad_clip)
         opt.step()
-        return {"loss": loss.item(), **metrics}
+        return {"loss": loss.detach(), **metrics}
 
     @torch.no_grad()
-    def validation_metrics(self, batch: Batch) -> dict[str, float]:
+    def validation_metrics(self, batch: Batch) -> dict:
         loss, metrics = self.loss(batch)
-        return {"loss": loss.item(), **metrics}
+        return {"loss": loss.detach(), **metrics}
+
+
+class EMA:
+    """Exponential moving average of a model's weights: after step t (t = 0, 1, ...)
+    ema = d_t * ema + (1 - d_t) * weights with d_t = min(decay, t / (t + 10)), so the first
+    step copies the weights and the average warms up over the first few hundred steps.
+    Buffers (batch-norm statistics, ActNorm's flag) are copied, not averaged."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.steps = 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        d = min(self.decay, self.steps / (self.steps + 10))
+        ema_p = [p for p in self.model.parameters()]
+        new_p = [p.detach() for p in model.parameters()]
+        torch._foreach_lerp_(ema_p, new_p, 1.0 - d)
+        for b_ema, b in zip(self.model.buffers(), model.buffers()):
+            b_ema.copy_(b)
+        self.steps += 1
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.steps = state["steps"]
 
 
 @dataclass
 class FitResult:
-    model: TrainableModule
+    model: TrainableModule     # the weights to evaluate and sample: the EMA when the model keeps one
     history: pd.DataFrame      # one row per epoch: epoch, train_*, val_*, seconds
     cached: bool               # True when nothing was trained in this call
     run_dir: Path
+    trained: TrainableModule | None = None   # the optimiser's own weights (= model without EMA)
+    precision: str = "fp32"
 
     @property
     def train_seconds(self) -> float:
@@ -121,10 +172,10 @@ def evaluate(model: TrainableModule, data: Batch, batch_size: int = 500, device=
         idx = idx.to(data[0].device)
         metrics = model.validation_metrics(_to(tuple(t[idx] for t in data), device))
         for k, v in metrics.items():
-            totals[k] = totals.get(k, 0.0) + float(v) * len(idx)
+            totals[k] = totals.get(k, 0.0) + v * len(idx)   # tensors stay on the device until the end
         n_total += len(idx)
     model.train(was_training)
-    return {k: v / n_total for k, v in totals.items()}
+    return {k: float(v) / n_total for k, v in totals.items()}
 
 
 def _log_progress(**event) -> None:
@@ -137,7 +188,8 @@ def _log_progress(**event) -> None:
 
 def _check_finite(name: str, metrics: dict[str, float], epoch: int, step: int, run_dir: Path) -> None:
     for k, v in metrics.items():
-        if not math.isfinite(float(v)):
+        v = float(v)
+        if not math.isfinite(v):
             raise GenlabError(
                 f"{name}: '{k}' became {v} at epoch {epoch}, step {step}; training stopped. "
                 f"Try a lower learning rate, gradient clipping or a warm-up, and check the input "
@@ -170,46 +222,69 @@ def fit(
     val: Batch | None = None,
     seed: int = 0,
     device: torch.device | str | None = None,
+    precision: str = "fp32",
     on_epoch_end: Callable[[TrainableModule, int, Path], dict[str, float]] | None = None,
 ) -> FitResult:
     """Train `build()` on the in-memory tensors `train` for `epochs`, or load it.
 
     `config` (a dataclass) and `data_id` (a string naming the exact data) must
-    together determine the model and its training: they form the cache key. A
-    finished run with the same key is loaded, not retrained; an unfinished one
-    resumes after its last completed epoch. `on_epoch_end(model, epoch, run_dir)`
-    may return extra metrics for the history (e.g. FID of samples) and keep files in
-    run_dir (e.g. samples over training).
+    together determine the model and its training: they form the cache key, with the
+    source fingerprint of the model's code and the resolved `precision` ("auto" picks
+    bf16 where it pays, see `genlab.precision`). A finished run with the same key is
+    loaded, not retrained; an unfinished one resumes after its last completed epoch.
+    `on_epoch_end(model, epoch, run_dir)` may return extra metrics for the history
+    (e.g. FID of samples) and keep files in run_dir (e.g. samples over training); it
+    and the validation see the EMA weights when the model keeps them.
     """
     device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    precision = resolve_precision(precision, device)
     torch.manual_seed(seed)
     model = build().to(device)
     code = model_fingerprint(model)
-    key = cache_key(name, {"config": config, "epochs": epochs, "batch_size": batch_size, "seed": seed},
-                    data_id, code)
+    key = cache_key(name, {"config": config, "epochs": epochs, "batch_size": batch_size, "seed": seed,
+                           "precision": precision, "ema": model.ema_decay}, data_id, code)
     run_dir = cache_dir() / "runs" / f"{name}-{key}"
     ckpt_path = run_dir / "checkpoint.pt"
-    optimizers = model.configure_optimizers()
     n = len(train[0])
     steps_per_epoch = max(1, n // batch_size) if n >= batch_size else 1
-    schedulers = model.configure_schedulers(optimizers, steps_per_epoch * epochs)
+
+    def setup(model):
+        model.precision = precision
+        if model.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        optimizers = model.configure_optimizers()
+        schedulers = model.configure_schedulers(optimizers, steps_per_epoch * epochs)
+        ema = EMA(model, model.ema_decay) if model.ema_decay else None
+        return model, optimizers, schedulers, ema
+
+    model, optimizers, schedulers, ema = setup(model)
     rows: list[dict] = []
     start_epoch = 1
 
+    def result(cached: bool) -> FitResult:
+        model.eval()
+        shown = ema.model if ema is not None else model
+        shown.precision = precision
+        return FitResult(shown, pd.DataFrame(rows), cached=cached, run_dir=run_dir, trained=model,
+                         precision=precision)
+
     had_checkpoint = ckpt_path.exists()
     state = _read_checkpoint(ckpt_path, model, device) if had_checkpoint else None
+    if state is not None and ema is not None:
+        try:
+            ema.load_state_dict(state["ema"])
+        except Exception as e:  # a checkpoint without (or with a damaged) EMA: start again
+            set_aside(run_dir, f"EMA state unreadable: {type(e).__name__}")
+            state = None
     if had_checkpoint and state is None:
         # A damaged checkpoint was set aside: start again from the seeded initialisation.
         torch.manual_seed(seed)
-        model = build().to(device)
-        optimizers = model.configure_optimizers()
-        schedulers = model.configure_schedulers(optimizers, steps_per_epoch * epochs)
+        model, optimizers, schedulers, ema = setup(build().to(device))
     if state is not None:
         rows = state["history"]
         if state["finished"]:
             _log_progress(model=name, cached=True, epochs=epochs)
-            model.eval()
-            return FitResult(model, pd.DataFrame(rows), cached=True, run_dir=run_dir)
+            return result(cached=True)
         for k, opt in optimizers.items():
             opt.load_state_dict(state["optimizers"][k])
         for sched, s in zip(schedulers, state["schedulers"]):
@@ -220,18 +295,21 @@ def fit(
         start_epoch = state["epoch"] + 1
     else:
         save_json({"name": name, "data": data_id, "epochs": epochs, "batch_size": batch_size,
-                   "seed": seed, "code": code, "config": config_dict(config)}, run_dir / "config.json")
+                   "seed": seed, "precision": precision, "ema": model.ema_decay, "code": code,
+                   "config": config_dict(config)}, run_dir / "config.json")
 
     # The whole data set moves to the device once (a no-op on the CPU); batches are index slices.
     train = _to(train, device)
     val = _to(val, device) if val is not None else None
+    # On a GPU, reading a value stalls the device: the NaN guard looks every `check_every` steps.
+    check_every = 1 if device.type == "cpu" else 25
     model.train()
     for epoch in range(start_epoch, epochs + 1):
         t0 = time.perf_counter()
         # The order of an epoch depends only on (seed, epoch), so a resumed run draws
         # exactly the batches the uninterrupted one would have.
         gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        sums: dict[str, float] = {}
+        sums: dict[str, Any] = {}
         steps = 0
         bar = tqdm(total=steps_per_epoch, desc=f"{name} {epoch}/{epochs}", leave=False,
                    disable=not _progress_enabled())
@@ -239,21 +317,26 @@ def fit(
             idx = idx.to(device)
             metrics = model.train_step(tuple(t[idx] for t in train), optimizers)
             steps += 1
-            _check_finite(name, metrics, epoch, steps, run_dir)
+            if ema is not None:
+                ema.update(model)
             for sched in schedulers:
                 sched.step()
             for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+                sums[k] = sums.get(k, 0.0) + (v.detach().float() if torch.is_tensor(v) else float(v))
+            if steps % check_every == 0:
+                _check_finite(name, metrics if check_every == 1 else sums, epoch, steps, run_dir)
             bar.update(1)
-            if steps % 20 == 0:
-                bar.set_postfix({k: f"{v / steps:.4g}" for k, v in list(sums.items())[:3]})
+            if _progress_enabled() and steps % 50 == 0:
+                bar.set_postfix({k: f"{float(v) / steps:.4g}" for k, v in list(sums.items())[:3]})
         bar.close()
-        row = {"epoch": epoch, **{f"train_{k}": v / steps for k, v in sums.items()}}
+        row = {"epoch": epoch, **{f"train_{k}": float(v) / steps for k, v in sums.items()}}
+        _check_finite(name, row, epoch, steps, run_dir)
+        shown = ema.model if ema is not None else model
         if val is not None:
-            row.update({f"val_{k}": v for k, v in evaluate(model, val, device=device).items()})
+            row.update({f"val_{k}": v for k, v in evaluate(shown, val, device=device).items()})
         if on_epoch_end is not None:
             model.eval()
-            row.update(on_epoch_end(model, epoch, run_dir))
+            row.update(on_epoch_end(shown, epoch, run_dir))
             model.train()
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
@@ -264,6 +347,7 @@ def fit(
                       seconds=row["seconds"])
         save_torch({
             "model": model.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None,
             "optimizers": {k: opt.state_dict() for k, opt in optimizers.items()},
             "schedulers": [s.state_dict() for s in schedulers],
             "rng": torch.get_rng_state(),
@@ -272,5 +356,4 @@ def fit(
             "history": rows,
             "finished": epoch == epochs,
         }, ckpt_path)
-    model.eval()
-    return FitResult(model, pd.DataFrame(rows), cached=False, run_dir=run_dir)
+    return result(cached=False)

@@ -1,0 +1,92 @@
+"""Mixed precision through one switch, decided by measurement, never by belief.
+
+`resolve("auto", device)` answers "fp32" or "bf16":
+
+* CUDA: bf16 when the GPU supports it (every GPU since Ampere).
+* CPU: bf16 only when a quick probe - a small conv net's training step, timed in
+  float32 and under bf16 autocast - shows this CPU runs it at least 1.15x faster.
+  CPUs with AVX-512 bf16 (and AMX) often do; others run bf16 slower than float32.
+  The probe's result is remembered per CPU model and torch version in the cache.
+
+Autocast covers the forward passes (models enter `TrainableModule.autocast()`);
+parameters, optimiser state and - in the flows - every log-det and log-probability
+stay in float32.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import platform
+import time
+
+import torch
+from torch import nn
+
+from genlab.atomic import save_json
+from genlab.errors import GenlabError
+from genlab.paths import cache_dir
+
+PRECISIONS = ("auto", "fp32", "bf16")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+MIN_SPEEDUP = 1.15
+
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _probe_step(dtype: torch.dtype | None, repeats: int = 4) -> float:
+    """Seconds per training step of a small conv net (batch 64, 28x28), float32 or autocast."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
+                        nn.Conv2d(64, 1, 3, padding=1))
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+    x = torch.randn(64, 1, 28, 28)
+
+    def step():
+        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            loss = net(x).float().pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    step()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_bf16_speedup() -> float:
+    """float32 time / bf16 time of the probe step on this CPU (remembered in the cache)."""
+    key = f"{cpu_model()} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+    path = cache_dir() / "precision-probe.json"
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        known[key] = _probe_step(None) / _probe_step(torch.bfloat16)
+        save_json(known, path)
+    return float(known[key])
+
+
+def resolve(precision: str, device: torch.device | str) -> str:
+    """'auto' -> 'fp32' or 'bf16' for `device`; an explicit choice is kept."""
+    if precision not in PRECISIONS:
+        raise GenlabError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_bf16_speedup() >= MIN_SPEEDUP else "fp32"
