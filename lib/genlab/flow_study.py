@@ -49,7 +49,7 @@ class FlowRun:
 
 def model_config(ds: gdata.Dataset, budget: FlowBudget, **overrides) -> FlowConfig:
     base = FlowConfig(image_shape=tuple(ds.shape), hidden=budget.hidden, blocks=budget.blocks,
-                      couplings=budget.couplings, lr=budget.lr)
+                      couplings=budget.couplings, lr=budget.lr, invconv=budget.invconv, ema=budget.ema)
     return replace(base, **overrides)
 
 
@@ -68,7 +68,8 @@ def bits_per_dim(model: RealNVP, images: torch.Tensor, seed: int = 0, batch_size
 
 def train(dataset: str, profile: str | Profile, *, train_images: int | None = None,
           epochs: int | None = None, batch_size: int | None = None, eval_images: int = 0,
-          name: str = "realnvp", seed: int | None = None, **overrides) -> FlowRun:
+          name: str = "realnvp", seed: int | None = None, precision: str | None = None,
+          raw_weights: bool = False, **overrides) -> FlowRun:
     """Train (or load) RealNVP on `dataset`; measure bits/dim on the test set.
 
     `overrides` change FlowConfig fields (scales, hidden, masks, actnorm, lr, ...).
@@ -84,13 +85,15 @@ def train(dataset: str, profile: str | Profile, *, train_images: int | None = No
     result = fit(
         f"{name}-{ds.name}", lambda: RealNVP(cfg), cfg, (ds.x_train[:n_train],),
         epochs=epochs, batch_size=batch_size, seed=profile.seed if seed is None else seed,
-        device=profile.device, precision=profile.precision,
+        device=profile.device, precision=precision or profile.precision,
         data_id=f"{ds.name}:train[:{n_train}]", val=(ds.x_test[:n_val],),
     )
     n_test = eval_images or (profile.eval_subset or len(ds.x_test))
-    # The full-test-set number is costly; keep it beside the checkpoint.
-    test_bpd = json_memo(result.run_dir / f"test_bpd_{n_test}.json", lambda: {
-        "bits_per_dim": bits_per_dim(result.model, ds.x_test[:n_test], seed=profile.seed),
+    # The full-test-set number is costly; keep it beside the checkpoint. `raw_weights`: the
+    # optimiser's own weights instead of their EMA (what the EMA buys).
+    model = result.trained if raw_weights else result.model
+    test_bpd = json_memo(result.run_dir / f"test_bpd_{n_test}{'_raw' if raw_weights else ''}.json", lambda: {
+        "bits_per_dim": bits_per_dim(model, ds.x_test[:n_test], seed=profile.seed),
         "images": n_test})["bits_per_dim"]
     return FlowRun(ds.name, cfg, result, test_bpd, n_test, n_val, n_train, batch_size)
 
@@ -165,6 +168,9 @@ def first_step_gradients(cfg: FlowConfig, images: torch.Tensor, batch_size: int,
 SWEEP = [
     ("baseline", lambda c: {}, {}),
     ("baseline, another seed", lambda c: {}, {"seed": 1}),
+    ("− EMA (raw weights of the baseline run)", lambda c: {}, {"raw_weights": True}),
+    ("− invertible 1×1 convs", lambda c: {"invconv": False}, {}),
+    ("float32 instead of bf16", lambda c: {}, {"precision": "fp32"}),
     ("3 scales (28, 14, 7)", lambda c: {"scales": 3}, {}),
     ("half width (hidden/2)", lambda c: {"hidden": c.hidden // 2}, {}),
     ("deeper (+1 coupling per mask)", lambda c: {"couplings": c.couplings + 1}, {}),
@@ -189,7 +195,8 @@ def sweep(dataset: str, profile: str | Profile, variants=SWEEP) -> pd.DataFrame:
         bs = train_kw.get("batch_size", budget.batch_size)
         run = train(ds.name, profile, name="realnvp-sweep", train_images=budget.sweep_subset,
                     epochs=budget.sweep_epochs, batch_size=bs, eval_images=budget.sweep_eval,
-                    seed=train_kw.get("seed"), **resolved)
+                    seed=train_kw.get("seed"), precision=train_kw.get("precision"),
+                    raw_weights=train_kw.get("raw_weights", False), **resolved)
         rows.append({
             "variant": label,
             "changed": ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
@@ -197,6 +204,7 @@ def sweep(dataset: str, profile: str | Profile, variants=SWEEP) -> pd.DataFrame:
             "parameters": run.parameters,
             "steps": int(run.train_images // bs * budget.sweep_epochs),
             "test bits/dim": run.test_bpd,
+            "precision": run.fit.precision,
             "train time (s)": run.fit.train_seconds,
         })
     return pd.DataFrame(rows)
@@ -380,9 +388,21 @@ def discussion(runs: dict[str, FlowRun], temps: dict[str, pd.DataFrame], sweep: 
             d = _sweep_value(sweep, v) - base
             sig = "within" if abs(d) <= max(noise, 1e-9) * 1.5 else "beyond"
             return f"{_sweep_value(sweep, v):.3f} ({d:+.3f}, {sig} the seed-to-seed spread of {noise:.3f})"
+        prec = sweep.loc[sweep["variant"] == "baseline", "precision"].iloc[0]
+        components = (f"What each new component buys: EMA of the weights — without it "
+                      f"{delta('− EMA (raw weights of the baseline run)')}; invertible 1×1 convolutions — without "
+                      f"them {delta('− invertible 1×1 convs')}. ")
+        if prec == "fp32":
+            components += ("This machine's probe chose float32 for the baseline (bf16 is not faster here), so the "
+                           "float32 row is the baseline itself. ")
+        else:
+            components += (f"Mixed precision: the baseline trained its coupling networks in {prec}; in float32 "
+                           f"{delta('float32 instead of bf16')}, in "
+                           f"{_sweep_value(sweep, 'float32 instead of bf16', 'train time (s)') / max(_sweep_value(sweep, 'baseline', 'train time (s)'), 1e-9):.2f}× "
+                           f"the time. ")
         out.append(
             "**Sweep (MNIST, short budget).** Baseline "
-            f"{base:.3f} bits/dim. 3 scales: {delta('3 scales (28, 14, 7)')}; channel masks only: "
+            f"{base:.3f} bits/dim. " + components + f"3 scales: {delta('3 scales (28, 14, 7)')}; channel masks only: "
             f"{delta('channel masks only')}; no ActNorm: {delta('no ActNorm')}; half width: "
             f"{delta('half width (hidden/2)')}; deeper: {delta('deeper (+1 coupling per mask)')}; "
             f"lr ×3: {delta('lr ×3')}; lr ÷3: {delta('lr ÷3')}. "

@@ -158,45 +158,60 @@ CONV_ABLATION = [
 ]
 
 
-def conv_section(report, datasets) -> pd.DataFrame:
-    """The conv GAN on every dataset; on the first one, each technique removed in turn."""
+def _measure_conv(report, ys, ds_name, label, cfg, model, seconds, weights="ema", tag="") -> dict:
     b = report.profile.gans
-    rows, grids = [], []
-    for i, ds_name in enumerate(datasets):
-        ds = gdata.load(ds_name)
+    samples = model.sample(b.samples, generator=torch.Generator().manual_seed(report.profile.seed))
+    m = ys.measure(samples, name=f"measured_convgan_{ds_name}{tag}",
+                   config={"dataset": ds_name, "weights": weights, "seed": report.profile.seed, "gan": config_dict(cfg)})
+    return {"dataset": ys.dataset.title, "variant": label, "FID": m.fid, "FID floor": m.fid_floor,
+            "× floor": m.fid / m.fid_floor, "coverage": m.coverage, "confidence ≥ 0.9": m.confident_share,
+            "train time (min)": seconds / 60, "samples": samples}
+
+
+def conv_section(report, datasets) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The conv GAN recipe on every dataset (`conv_epochs`); then, on the first dataset with the
+    shorter `ablation_epochs` each, one technique changed at a time. Returns (results, ablation)."""
+    b = report.profile.gans
+    rows = []
+    for ds_name in datasets:
         ys = yardstick(ds_name, report.profile.name)
-        full = None
-        for label, change in (CONV_ABLATION if i == 0 else CONV_ABLATION[:1]):
-            if change is None:
-                cfg, model, seconds = full[0], full[1].trained, full[1].train_seconds
-            else:
-                if change == "ttur":
-                    change = {"lr_g": b.conv_lr_g / 2, "lr_d": b.conv_lr_d * 2}
-                cfg, result = train_conv(ds_name, report.profile, **change)
-                full = full or (cfg, result)
-                model, seconds = result.model, result.train_seconds
-            samples = model.sample(b.samples, generator=torch.Generator().manual_seed(report.profile.seed))
-            key = "ema" if change is None else "_".join(f"{k}{v}" for k, v in change.items()) or "full"
-            m = ys.measure(samples, name=f"measured_convgan_{ds_name}_{key}",
-                           config={"dataset": ds_name, "weights": "raw" if change is None else "ema",
-                                   "seed": report.profile.seed, "gan": config_dict(cfg)})
-            rows.append({"dataset": ds.title, "variant": label, "FID": m.fid, "FID floor": m.fid_floor,
-                         "× floor": m.fid / m.fid_floor, "coverage": m.coverage,
-                         "confidence ≥ 0.9": m.confident_share, "train time (min)": seconds / 60})
-            if change == {}:
-                grids.append((ds, samples[:32]))
-                report.headline("conv GAN FID", m.fid, "FID", ds_name)
-                report.headline("conv GAN FID / real floor", m.fid / m.fid_floor, "ratio", ds_name)
-                report.headline("conv GAN class coverage", m.coverage, "fraction", ds_name)
-    result_steps = full[1].history["epoch"].max() if full else 0
-    report.say(f"Budget per run: {b.conv_epochs} epoch(s) of {b.train_subset or 'all'} training images, batch "
-               f"{b.batch_size} ({int(result_steps)} epoch(s) recorded); {b.samples} samples per measurement.")
-    table = pd.DataFrame(rows)
-    report.table(table)
-    for ds, g in grids:
-        report.grid(f"convgan_{ds.name}", g, f"{ds.title}: conv GAN (full recipe, EMA generator)", nrow=16,
-                    config={"dataset": ds.name, "seed": report.profile.seed})
-    return table
+        cfg, result = train_conv(ds_name, report.profile)
+        row = _measure_conv(report, ys, ds_name, f"recipe, {b.conv_epochs} epoch(s)", cfg, result.model,
+                            result.train_seconds)
+        report.grid(f"convgan_{ds_name}", row.pop("samples")[:32],
+                    f"{ys.dataset.title}: conv GAN (EMA generator)", nrow=16,
+                    config={"dataset": ds_name, "seed": report.profile.seed, "gan": config_dict(cfg)})
+        rows.append(row)
+        report.headline("conv GAN FID", row["FID"], "FID", ds_name)
+        report.headline("conv GAN FID / real floor", row["× floor"], "ratio", ds_name)
+        report.headline("conv GAN class coverage", row["coverage"], "fraction", ds_name)
+    results = pd.DataFrame(rows)
+    report.say(f"The recipe on each dataset: {b.conv_epochs} epoch(s) of {b.train_subset or 'all'} training images, "
+               f"batch {b.batch_size}; {b.samples} samples per measurement.")
+    report.table(results)
+
+    ds_name = datasets[0]
+    ys = yardstick(ds_name, report.profile.name)
+    abl, full = [], None
+    for label, change in CONV_ABLATION:
+        if change is None:
+            cfg, result = full
+            abl.append(_measure_conv(report, ys, ds_name, label, cfg, result.trained, result.train_seconds,
+                                     weights="raw", tag="_ablation_raw"))
+            continue
+        if change == "ttur":
+            change = {"lr_g": b.conv_lr_g / 2, "lr_d": b.conv_lr_d * 2}
+        cfg, result = train_conv(ds_name, report.profile, epochs=b.ablation_epochs, **change)
+        full = full or (cfg, result)
+        tag = "_ablation_" + ("_".join(f"{k}{v}" for k, v in change.items()) or "recipe")
+        abl.append(_measure_conv(report, ys, ds_name, label, cfg, result.model, result.train_seconds, tag=tag))
+    for r in abl:
+        r.pop("samples")
+    ablation = pd.DataFrame(abl)
+    report.say(f"One technique changed at a time on {ys.dataset.title}, each run {b.ablation_epochs} epoch(s) "
+               f"(the same optimiser steps on the same images):")
+    report.table(ablation)
+    return results, ablation
 
 
 # --- 3. conditional GAN (projection discriminator) and feature matching ------------------------
@@ -374,8 +389,8 @@ def progan_section(report) -> pd.DataFrame:
 
 # --- discussion ---------------------------------------------------------------------------
 
-def discussion(vanilla: pd.DataFrame, conv: pd.DataFrame, cgan: pd.DataFrame, progan: pd.DataFrame,
-               profile: str) -> str:
+def discussion(vanilla: pd.DataFrame, conv: tuple[pd.DataFrame, pd.DataFrame], cgan: pd.DataFrame,
+               progan: pd.DataFrame, profile: str) -> str:
     out = []
     for _, r in vanilla.iterrows():
         out.append(
@@ -386,25 +401,27 @@ def discussion(vanilla: pd.DataFrame, conv: pd.DataFrame, cgan: pd.DataFrame, pr
             + f". FID {r['FID']:.3g} against a real floor of {r['FID floor']:.3g}; class coverage {r['coverage']:.0%} "
             f"(lowest over training {r['min coverage']:.0%}"
             + (", **mode collapse was flagged**)." if r["collapse flagged"] else ", no collapse flagged)."))
-    for ds, t in conv.groupby("dataset", sort=False):
-        full = t.iloc[0]
+    results, ablation = conv
+    for _, full in results.iterrows():
+        ds = full["dataset"]
         van = vanilla.loc[vanilla["dataset"] == ds]
-        text = (f"**Conv GAN, {ds}.** The full recipe reaches FID {full['FID']:.3g} against a real floor of "
+        text = (f"**Conv GAN, {ds}.** The recipe reaches FID {full['FID']:.3g} against a real floor of "
                 f"{full['FID floor']:.3g} ({full['× floor']:.1f}× the floor), class coverage {full['coverage']:.0%}, "
                 f"in {full['train time (min)']:.1f} min")
         if len(van):
-            text += f"; the seed's MLP GAN ends at FID {van['FID'].iloc[0]:.3g} after {van['train time (min)'].iloc[0]:.1f} min"
-        text += "."
-        if len(t) > 1:
-            parts = []
-            for _, r in t.iloc[1:].iterrows():
-                d = r["FID"] - full["FID"]
-                added = r["variant"].startswith("+")
-                pays = (d < 0) if added else (d > 0)
-                parts.append(f"{r['variant']}: FID {r['FID']:.3g} ({d:+.3g}: "
-                             + ("the technique pays" if pays else "the technique does not pay here") + ")")
-            text += " One technique changed at a time, same budget — " + "; ".join(parts) + "."
-        out.append(text)
+            text += (f"; the seed's MLP GAN ends at FID {van['FID'].iloc[0]:.3g} after "
+                     f"{van['train time (min)'].iloc[0]:.1f} min")
+        out.append(text + ".")
+    base = ablation.iloc[0]
+    parts = []
+    for _, r in ablation.iloc[1:].iterrows():
+        d = r["FID"] - base["FID"]
+        added = r["variant"].startswith("+")
+        pays = (d < 0) if added else (d > 0)
+        parts.append(f"{r['variant']}: FID {r['FID']:.3g} ({d:+.3g}: "
+                     + ("the technique pays" if pays else "the technique does not pay here") + ")")
+    out.append(f"**What each technique buys ({base['dataset']}, short budget).** The recipe: FID {base['FID']:.3g}. "
+               + "; ".join(parts) + ". One seed per variant: differences of a few FID points are within noise.")
     summary = cgan_summary(cgan)
     for ds, t in summary.groupby("dataset", sort=False):
         a, fm = t.iloc[0], t.iloc[1]
