@@ -155,3 +155,15 @@ def test_samples_are_uint8_images():
     assert s.dtype == torch.uint8 and s.shape == (3, 3, 32, 32)
     s = conv_gan(classes=10).sample(5, generator=torch.Generator().manual_seed(0))
     assert s.dtype == torch.uint8 and s.shape == (5, 1, 28, 28) and s.device.type == "cpu"
+
+
+def test_a_new_stage_carries_every_weight_of_the_previous_one():
+    old = progan(1)
+    with torch.no_grad():
+        for p in old.parameters():
+            p.add_(1.0)
+    old.step.fill_(7)
+    new = ProGAN(ProGANStage(CFG, 2, 10, ProGANStage(CFG, 1, 10))).grow_from(old)
+    for (k, a), b in zip(old.state_dict().items(), new.state_dict().values()):
+        assert torch.equal(a, b) or k == "step", k
+    assert int(new.step) == 0 and new.stage == 2

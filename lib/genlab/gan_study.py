@@ -318,10 +318,7 @@ def train_progan(profile: str | Profile):
 
         def build(cfg=cfg, prev=prev_model):
             model = ProGAN(cfg)
-            if prev is not None:
-                state = {k: v for k, v in prev.state_dict().items() if k != "step"}
-                model.load_state_dict(state, strict=False)
-            return model
+            return model.grow_from(prev) if prev is not None else model
 
         result = fit(f"progan-stage{s}", build, cfg, (x,), epochs=b.progan_epochs_per_stage,
                      batch_size=b.progan_batch, seed=profile.seed, device=profile.device, precision=profile.precision,

@@ -334,6 +334,7 @@ class ProGANConfig:
     lr: float = 1e-3
     betas: tuple[float, float] = (0.0, 0.99)
     gp_weight: float = 10.0          # WGAN-GP λ
+    ema: float = 0.999               # EMA of the weights (kept by the training loop); samples come from it
     drift: float = 1e-3              # ε: keeps D(real) from drifting far from 0
 
 
@@ -423,9 +424,18 @@ class ProGAN(TrainableModule):
         self.cfg = cfg
         self.base = cfg.base
         self.stage = cfg.stage
+        self.ema_decay = cfg.base.ema
         self.generator = ProGenerator(cfg.base)
         self.discriminator = ProDiscriminator(cfg.base)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    def grow_from(self, previous: "ProGAN") -> "ProGAN":
+        """Start this stage from the previous stage's weights: every block exists at every stage,
+        so every weight is carried over (strict), and only the step counter starts again."""
+        state = previous.state_dict()
+        state["step"] = torch.zeros_like(self.step)
+        self.load_state_dict(state, strict=True)
+        return self
 
     @property
     def alpha(self) -> float:
