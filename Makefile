@@ -53,8 +53,8 @@ lab: $(STAMP) ## open Jupyter Lab on notebooks/ with genlab importable
 bench: $(STAMP) ## measure training speed: in-memory tensors vs torchvision DataLoader
 	$(PY) -m genlab.bench $(ARGS)
 
-data: $(STAMP) ## find the datasets and verify their checksums
-	$(PY) -m genlab.data $(ARGS)
+data: $(STAMP) ## find the datasets (download the missing ones when online) and verify their checksums
+	$(PY) -m genlab.download $(ARGS)
 
 clean: ## remove built reports and trained-model cache (keeps .venv and data)
 	rm -rf reports/*.html reports/*.pdf reports/*.ipynb reports/*.json reports/samples reports/failed reports/lab reports/.staging-* cache

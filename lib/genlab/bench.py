@@ -1,6 +1,13 @@
 """`make bench`: how fast genlab trains, measured, never asserted in a test.
 
-One epoch of the MNIST classifier (the `cpu` profile's architecture) fed two
+Per model family (flow, VAE, conv GAN, ProGAN, classifier): training images/s in
+eager float32 NCHW (the seed's way), with channels_last, under bf16 autocast, and
+both, with the ratio to float32 - this is what decides each family's settings
+(`TrainableModule.channels_last`, `genlab.precision`) - beside the machine's float32
+and bf16 matmul and convolution rates. `--compile` adds torch.compile, with its
+first-call compile time.
+
+And one epoch of the MNIST classifier (the `cpu` profile's architecture) fed two
 ways, in one run on the same machine:
 
 * genlab: the whole training set as one uint8 tensor in memory, batches are
@@ -114,14 +121,116 @@ def flow_bench(steps: int = 20, batch_size: int | None = None, sample_n: int = 5
             "parameters": sum(p.numel() for p in model.parameters())}
 
 
+def op_rates(repeats: int = 10) -> dict[str, float]:
+    """GFLOP/s of a 2048² matmul and of a 64-channel 3x3 convolution (batch 64, 28x28), fp32 and bf16."""
+    def rate(fn, flops):
+        for _ in range(2):
+            fn()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        return flops * repeats / (time.perf_counter() - t0) / 1e9
+
+    out = {}
+    for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
+        a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+        out[f"matmul {name}"] = rate(lambda: a @ b, 2 * 2048 ** 3)
+        x = torch.randn(64, 64, 28, 28, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        w = torch.randn(64, 64, 3, 3, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        out[f"conv3x3 {name}"] = rate(lambda: torch.nn.functional.conv2d(x, w, padding=1),
+                                      2 * 64 * 64 * 9 * 28 * 28 * 64)
+    return out
+
+
+def _families():
+    """name -> (build a fresh model, one training batch): the cpu profile's shapes."""
+    from genlab.autoencoders import AEConfig, AutoEncoder
+    from genlab.flow_study import model_config
+    from genlab.flows import RealNVP
+    from genlab.gans import ConvGAN, ConvGANConfig, ProGAN, ProGANConfig, ProGANStage
+
+    profile = get_profile("cpu")
+    mnist = gdata.load("mnist")
+    cifar = gdata.load("cifar10")
+    b = profile.gans
+    return {
+        "flow (RealNVP)": (lambda: RealNVP(model_config(mnist, profile.flows)),
+                           (mnist.x_train[:profile.flows.batch_size],)),
+        "VAE": (lambda: AutoEncoder(AEConfig(width=profile.autoencoders.width)),
+                (mnist.x_train[:profile.autoencoders.batch_size],)),
+        "conv GAN (cGAN)": (lambda: ConvGAN(ConvGANConfig(classes=10, width=b.conv_width)),
+                            (mnist.x_train[:b.batch_size], mnist.y_train[:b.batch_size])),
+        "ProGAN (32x32 stage)": (lambda: ProGAN(ProGANStage(ProGANConfig(channels=b.progan_channels), 3, 100)),
+                                 (cifar.x_train[:b.progan_batch],)),
+        "classifier (MNIST)": (lambda: Classifier(_budget_config(mnist, profile.classifiers["mnist"])),
+                               (mnist.x_train[:128], mnist.y_train[:128])),
+    }
+
+
+def _images_per_s(build, batch, precision: str, channels_last: bool, compile: bool = False,
+                  steps: int = 8) -> tuple[float, float]:
+    """(training images/s, seconds of the first call) for one setting."""
+    torch.manual_seed(0)
+    model = build()
+    model.precision = precision
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opts = model.configure_optimizers()
+    step = model.train_step
+    if compile:
+        step = torch.compile(model.train_step)
+    t0 = time.perf_counter()
+    step(batch, opts)
+    first = time.perf_counter() - t0
+    for _ in range(WARMUP_BATCHES - 1):
+        step(batch, opts)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step(batch, opts)
+    return len(batch[0]) * steps / (time.perf_counter() - t0), first
+
+
+def family_bench(compile: bool = False) -> list[dict]:
+    settings = [("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True)]
+    rows = []
+    for name, (build, batch) in _families().items():
+        used = build()
+        row = {"family": name, "batch": len(batch[0]), "uses channels_last": used.channels_last}
+        for precision, cl in settings:
+            row[(precision, cl)] = _images_per_s(build, batch, precision, cl)[0]
+        if compile:
+            row["compiled"], row["compile_s"] = _images_per_s(build, batch, "bf16", used.channels_last, compile=True)
+        rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m genlab.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="batches per epoch (default: a whole epoch)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
-    parser.add_argument("--only", choices=["data", "flow"], help="run one part only")
+    parser.add_argument("--only", choices=["families", "data", "flow"], help="run one part only")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
     args = parser.parse_args(argv)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
+    from genlab.precision import cpu_bf16_speedup, cpu_model, resolve
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU: {cpu_model()}")
     try:
+        if args.only in (None, "families"):
+            rates = op_rates()
+            print("\n[machine] " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in rates.items()))
+            print(f"  bf16 probe (genlab.precision): {cpu_bf16_speedup():.2f}x float32 -> precision 'auto' = "
+                  f"{resolve('auto', 'cpu')}")
+            print("\n[model families] training images/s; ratios against eager float32 NCHW")
+            print(f"  {'family':22s} {'batch':>5s} {'fp32':>8s} {'fp32+CL':>14s} {'bf16':>14s} {'bf16+CL':>14s}"
+                  + (f" {'compiled':>20s}" if args.compile else "") + "  used")
+            for r in family_bench(args.compile):
+                base = r[("fp32", False)]
+                cells = [f"{r[('fp32', False)]:8.0f}"] + [f"{r[k]:7.0f} ({r[k] / base:.2f}x)" for k in
+                                                          (("fp32", True), ("bf16", False), ("bf16", True))]
+                if args.compile:
+                    cells.append(f"{r['compiled']:7.0f} ({r['compiled'] / base:.2f}x, {r['compile_s']:.0f} s)")
+                used = ("bf16" if resolve("auto", "cpu") == "bf16" else "fp32") + ("+CL" if r["uses channels_last"] else "")
+                print(f"  {r['family']:22s} {r['batch']:5d} " + " ".join(cells) + f"  {used}")
         if args.only in (None, "data"):
             print("\n[data pipeline] one epoch of the MNIST classifier (cpu profile), batch 128")
             results = classifier_bench(limit=args.limit, workers=args.workers)

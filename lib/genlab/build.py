@@ -103,6 +103,13 @@ def check_params(notebook: Path, params: dict, profile: str = DEFAULT_PROFILE) -
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._,=+-]{0,79}")
 
 
+def needed_datasets(notebooks: list[str]) -> list[str]:
+    """The datasets the notebooks read (the yardsticks and the binarised-MNIST sections use every one
+    they name, the GANs add CIFAR-10)."""
+    names = ["mnist", "fashion_mnist"]
+    return names + (["cifar10"] if "gans" in notebooks else [])
+
+
 def run_name(name: str | None, changed: dict) -> str | None:
     """The folder name of a run: the one given, or one made from what changed (None: the default report)."""
     if name is None:
@@ -412,6 +419,12 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.notebooks:
             changed.update(check_params(NOTEBOOK_DIR / f"{name}.ipynb", params, args.profile))
         run = run_name(args.name, changed)
+        # Every dataset the notebooks read, before any of them runs: found and verified, or
+        # downloaded when it is nowhere and the machine is online.
+        from genlab.download import ensure
+
+        for dataset in needed_datasets(args.notebooks):
+            ensure(dataset)
     except GenlabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
