@@ -10,3 +10,17 @@ def isolated_cache(tmp_path, monkeypatch):
     from genlab import data
     data._load_cached.cache_clear()
     yield tmp_path
+
+
+@pytest.fixture
+def tiny_build(tmp_path, monkeypatch):
+    """A notebooks folder with a tiny 'flows' notebook and a good report already built from it."""
+    from genlab import build
+    from test_build import tiny_notebook
+
+    notebooks, reports = tmp_path / "nbs", tmp_path / "reports"
+    notebooks.mkdir()
+    monkeypatch.setattr(build, "NOTEBOOK_DIR", notebooks)
+    tiny_notebook(notebooks / "flows.ipynb", 'print("good report")')
+    assert build.main(["--notebooks", "flows", "--no-pdf", "--reports", str(reports)]) == 0
+    return notebooks, reports

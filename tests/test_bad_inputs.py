@@ -13,17 +13,6 @@ from genlab import build
 from test_build import tiny_notebook
 
 
-@pytest.fixture
-def tiny_build(tmp_path, monkeypatch):
-    """A notebooks folder with a tiny 'flows' notebook and a good report already built from it."""
-    notebooks, reports = tmp_path / "nbs", tmp_path / "reports"
-    notebooks.mkdir()
-    monkeypatch.setattr(build, "NOTEBOOK_DIR", notebooks)
-    tiny_notebook(notebooks / "flows.ipynb", 'print("good report")')
-    assert build.main(["--notebooks", "flows", "--no-pdf", "--reports", str(reports)]) == 0
-    return notebooks, reports
-
-
 def one_error_line(err: str) -> str:
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, err

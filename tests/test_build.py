@@ -44,15 +44,11 @@ def test_run_names():
         build.run_name("../up", {})
 
 
-def test_a_run_with_other_parameters_is_built_beside_the_default_one(tmp_path, monkeypatch):
-    notebooks, reports = tmp_path / "nbs", tmp_path / "reports"
-    notebooks.mkdir()
-    monkeypatch.setattr(build, "NOTEBOOK_DIR", notebooks)
-    tiny_notebook(notebooks / "flows.ipynb", 'print("the default")')
-    assert build.main(["--notebooks", "flows", "--no-pdf", "--reports", str(reports)]) == 0
+def test_a_run_with_other_parameters_is_built_beside_the_default_one(tiny_build):
+    notebooks, reports = tiny_build
     tiny_notebook(notebooks / "flows.ipynb", 'print("another run")')
     assert build.main(["--notebooks", "flows", "--no-pdf", "--name", "try", "--reports", str(reports)]) == 0
-    assert "the default" in (reports / "flows.html").read_text()
+    assert "good report" in (reports / "flows.html").read_text()
     assert "another run" in (reports / "runs" / "try" / "flows.html").read_text()
 
 

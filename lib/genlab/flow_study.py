@@ -309,15 +309,20 @@ def conversion_text(run: FlowRun) -> str:
             f"The dequantisation's log-det alone costs 8 bits/dim, which the flow's density must win back.")
 
 
-def visual_results(report, run: FlowRun, seed: int = 0) -> None:
-    """Samples at T=1 and 0.7, exact reconstructions, latent interpolations: shown and saved."""
+def best_temperature(table: pd.DataFrame) -> float:
+    """The temperature whose samples have the lowest FID."""
+    return float(table.loc[table["FID"].idxmin(), "T"])
+
+
+def visual_results(report, run: FlowRun, seed: int = 0, temperatures=(0.7, 1.0)) -> None:
+    """Samples at the given temperatures, exact reconstructions, latent interpolations: shown and saved."""
     ds = gdata.load(run.dataset)
     model = run.model
     flow_cfg = config_dict(run.cfg)
-    for t in (1.0, 0.7):
+    for t in dict.fromkeys(temperatures):
         g = torch.Generator().manual_seed(seed)
         report.grid(f"samples_{ds.name}_T{t}", model.sample(32, t, generator=g).cpu(),
-                    f"{ds.title}: samples at T = {t}", nrow=16,
+                    f"{ds.title}: samples at T = {t:g}" + (" (lowest FID)" if t == temperatures[0] else ""), nrow=16,
                     config={"dataset": ds.name, "temperature": t, "seed": seed, "flow": flow_cfg})
     x = ds.x_test[:8]
     rec = model.decode(model.encode(x)).cpu()

@@ -40,7 +40,7 @@ class Report:
         self.profile, self.changed = apply_params(profile, notebook, params)
         self.params = {"profile": self.profile.name, **self.changed}
         # The builder names a run with non-default parameters; by hand in Jupyter it is "lab".
-        self.run_name = os.environ.get("GENLAB_RUN_NAME", "default")
+        self.run_name = os.environ.get("GENLAB_RUN_NAME", "lab")
         self.started = time.perf_counter()
         self.started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         self.headlines: list[dict] = []
