@@ -467,12 +467,12 @@ def hyperparameter_table(profile: str | Profile) -> pd.DataFrame:
          "loss": "non-saturating BCE", "stabilisers": f"real label {van.label_smoothing}, D dropout {van.dropout}",
          "optimiser": f"Adam lr {van.lr_g:g}/{van.lr_d:g} (G/D), β₁ {van.beta1}", "batch": b.batch_size},
         {"model": "conv GAN", "architecture": f"G: z {cv.noise}→{2 * cv.width}×7×7→2 transposed convs to 28×28; "
-                                              f"D: 3 convs ({cv.width}–{2 * cv.width} ch.), sum pooling",
+                                              f"D: 3 convs ({cv.width}–{2 * cv.width} ch.), flattened, linear head",
          "loss": cv.loss, "stabilisers": f"spectral norm in D, EMA of G ({cv.ema}), batch norm in G",
          "optimiser": f"Adam lr {cv.lr_g:g}/{cv.lr_d:g} (G/D), β {cv.betas}", "batch": b.batch_size},
         {"model": "cGAN (+ FM)", "architecture": "the conv GAN; G gets a label embedding beside z, "
                                                  "D is a projection discriminator",
-         "loss": f"{cv.loss} (+ feature matching on D's pooled features, weight {FM_WEIGHT:g})",
+         "loss": f"{cv.loss} (+ feature matching on D's last features, weight {FM_WEIGHT:g})",
          "stabilisers": "as the conv GAN", "optimiser": "as the conv GAN", "batch": b.batch_size},
         {"model": "ProGAN", "architecture": f"{pg.channels} channels per block, resolutions "
                                             f"{'→'.join(map(str, pg.resolutions[:len(b.progan_steps)]))}",

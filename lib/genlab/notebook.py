@@ -152,9 +152,13 @@ def latex_table(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
             return "" if v != v else format(v, floatfmt)
         if isinstance(v, numbers.Integral):
             return str(v)
-        return r"\mbox{" + _latex_escape(str(v)) + "}" if len(str(v)) <= 24 else _latex_escape(str(v))
+        return r"\mbox{" + _latex_escape(str(v)) + "}" if len(str(v)) <= 30 else _latex_escape(str(v))
     numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
-    spec = "".join("r" if n else "l" for n in numeric)
+    # Long texts (an architecture, a list of stabilisers) wrap in a fixed-width column instead of
+    # stretching the table until it has to be shrunk to an unreadable size.
+    long_text = [not n and df[c].astype(str).str.len().max() > 30 for c, n in zip(df.columns, numeric)]
+    spec = "".join(r">{\raggedright\arraybackslash}p{3.6cm}" if w else ("r" if n else "l")
+                   for n, w in zip(numeric, long_text))
     rows = [" & ".join(_latex_header(c) for c in df.columns) + r" \\ \midrule"]
     rows += [" & ".join(cell(v) for v in r) + r" \\" for r in df.itertuples(index=False)]
     body = "\n".join(rows)
