@@ -126,7 +126,7 @@ def test_smoke_build_of_all_notebooks(tmp_path, capsys):
     assert (reports / "samples" / "gans" / "real_cifar10.pt").exists()
     # Every sample set behind an FID or accuracy is kept.
     measured = {p.stem for p in (reports / "samples").glob("*/measured_*.pt")}
-    assert {"measured_temperature_mnist_T0.7", "measured_vanilla_mnist_epoch2", "measured_cgan_fm_fashion_mnist_seed0", "measured_convgan_mnist", "measured_convgan_mnist_ablation_raw",
+    assert {"measured_temperature_mnist_T0.7", "measured_vanilla_mnist_epoch2", "measured_cgan_ms_fm_fashion_mnist_seed0", "measured_convgan_mnist", "measured_convgan_mnist_ablation_raw",
             "measured_progan_stage4"} <= measured
     # The classifiers trained in the flows build; the later notebooks reused them.
     assert "False" in yardstick_table(reports / "flows.ipynb")

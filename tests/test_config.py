@@ -49,7 +49,7 @@ def test_parameters_compose_with_the_profile_and_list_what_changed():
     ("flows", {"train_subset": -5}, "train_subset must be ≥ 0, got -5"),
     ("flows", {"temperatures": "0.7,hot"}, "temperatures must be a number, got 'hot'"),
     ("autoencoders", {"betas": []}, "betas needs at least one value"),
-    ("gans", {"epochs": 3}, "unknown parameter\\(s\\) epochs for gans; valid: profile, ablation_epochs, batch_size"),
+    ("gans", {"epochs": 3}, "unknown parameter\\(s\\) epochs for gans; valid: profile, ablation_epochs, ablation_subset, batch_size"),
     ("gans", {"seed": True}, "seed must be a whole number, got True"),
 ])
 def test_a_bad_parameter_is_one_line_naming_what_is_valid(notebook, params, message):

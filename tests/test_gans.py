@@ -6,7 +6,7 @@ from torch.nn import functional as F
 
 from genlab.gans import (ConvGAN, ConvGANConfig, EqualizedConv2d, EqualizedLinear, GANConfig, MinibatchStd,
                          PixelNorm, ProGAN, ProGANConfig, ProGANStage, VanillaGAN, feature_matching_loss,
-                         gradient_penalty, to_uint8)
+                         gradient_penalty, mode_seeking_ratio, to_uint8)
 
 CFG = ProGANConfig(channels=8, noise=16)
 
@@ -147,6 +147,30 @@ def test_gans_train_without_the_discriminator_collapsing():
             m = model.train_step(batch, opts)
         assert all(math.isfinite(float(v)) for v in m.values())
         assert m["loss_d"] > 0.1
+
+
+def test_mode_seeking_ratio_is_zero_for_a_generator_that_ignores_its_noise():
+    za, zb = torch.zeros(4, 8), torch.ones(4, 8)
+    a = torch.full((4, 1, 2, 2), 0.5)
+    assert mode_seeking_ratio(a, a.clone(), za, zb) == 0
+    assert torch.isclose(mode_seeking_ratio(a, -a, za, zb), torch.tensor(1.0))   # |0.5 - -0.5| / |0 - 1|
+
+
+def test_mode_seeking_pairs_share_labels_and_push_a_collapsed_generator_apart():
+    torch.manual_seed(0)
+    model = conv_gan(classes=10, mode_seeking=1.0)
+    seen = []
+    model.generator.register_forward_hook(lambda m, args, out: seen.append(args[1]))
+    x, y = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8), torch.arange(16) % 10
+    # A generator that ignores z: the same image for every noise vector of a class.
+    with torch.no_grad():
+        model.generator.fc.weight[:, :model.cfg.noise] = 0
+    opts = model.configure_optimizers()
+    first = model.train_step((x, y), opts)["mode_seeking_ratio"]
+    assert torch.equal(seen[0][:8], seen[0][8:])          # sample i and i + n/2: the same label
+    for _ in range(5):
+        last = model.train_step((x, y), opts)["mode_seeking_ratio"]
+    assert first < 1e-3 and last > 10 * first + 1e-3       # the term drove the pairs apart
 
 
 def test_samples_are_uint8_images():

@@ -65,3 +65,18 @@ def test_yardstick_measures_real_images_like_the_classifier_does():
     assert report.fid < 3 * report.fid_floor + 1
     collapsed = ys.measure(x[:1].repeat(500, 1, 1, 1))
     assert collapsed.coverage == 0.1 and collapsed.fid > 5 * report.fid
+
+
+def test_yardstick_keeps_its_reference_statistics_and_floors_beside_the_classifier(monkeypatch):
+    first = metrics.Yardstick("mnist", "smoke")
+    floor, fake = first.fid_floor, first.dataset.x_test[-300:]
+    score = first.fid(fake)
+    memo_files = sorted(p.name for p in first.fit_result.run_dir.glob("fid_*"))
+    assert any(n.startswith("fid_reference_") for n in memo_files) and any(n.startswith("fid_floor_") for n in memo_files)
+
+    # A second yardstick (a new kernel on a rebuild) reads them instead of recomputing them.
+    def no_recompute(self, n_ref):
+        raise AssertionError("reference statistics recomputed")
+    monkeypatch.setattr(metrics.Yardstick, "_reference_stats", no_recompute)
+    second = metrics.Yardstick("mnist", "smoke")
+    assert second.fid_floor == floor and abs(second.fid(fake) - score) < 1e-6

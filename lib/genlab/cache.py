@@ -119,3 +119,21 @@ def json_memo(path: Path, compute: Callable[[], Any], code: Callable | None = No
     value = compute()
     save_json({"code": key, "value": value}, path)
     return value
+
+
+def tensor_memo(path: Path, compute: Callable[[], dict[str, torch.Tensor]], code: Callable) -> dict[str, torch.Tensor]:
+    """`json_memo` for a dict of tensors (e.g. feature statistics of a reference set)."""
+    from genlab.atomic import save_torch
+
+    path = Path(path)
+    key = code_fingerprint(code)
+    if path.exists():
+        try:
+            stored = torch.load(path, map_location="cpu", weights_only=True)
+            if stored.get("code") == key:
+                return stored["value"]
+        except Exception as e:   # any unreadable file: set it aside, never stop the build on it
+            set_aside(path, f"{type(e).__name__}: {e}")
+    value = compute()
+    save_torch({"code": key, "value": {k: v.detach().cpu() for k, v in value.items()}}, path)
+    return value

@@ -155,6 +155,7 @@ class ConvGANConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     ema: float = 0.999               # EMA of the weights (fit keeps it); G's EMA is what is sampled
     feature_matching: float = 0.0    # weight of || E h(x) - E h(G(z)) ||^2 in G's loss
+    mode_seeking: float = 0.0        # weight of MSGAN's 1 / (|G(z1)-G(z2)| / |z1-z2|) in G's loss
 
 
 class ConvGenerator(nn.Module):
@@ -210,11 +211,20 @@ def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tens
     return (real_features.mean(0) - fake_features.mean(0)).pow(2).sum()
 
 
+def mode_seeking_ratio(a: torch.Tensor, b: torch.Tensor, za: torch.Tensor, zb: torch.Tensor) -> torch.Tensor:
+    """MSGAN (Mao et al. 2019): mean |G(z1) - G(z2)| / mean |z1 - z2|. A generator that ignores
+    its noise (collapse within a class) drives it to 0; G's loss gets 1 / ratio."""
+    return (a - b).abs().mean() / (za - zb).abs().mean()
+
+
 class ConvGAN(TrainableModule):
     """One D step and one G step per batch; hinge or non-saturating loss; conditional when
     cfg.classes > 0 (projection D); fit keeps the EMA of the weights (cfg.ema)."""
 
     channels_last = True      # NHWC convolutions: faster on CPUs and GPUs alike (make bench)
+    # Where `sample` draws labels when none are given: None = every class in turn; a self-conditioned
+    # GAN (genlab.clusters) sets its clusters' frequencies here.
+    label_prior: torch.Tensor | None = None
 
     def __init__(self, cfg: ConvGANConfig):
         super().__init__()
@@ -243,20 +253,28 @@ class ConvGAN(TrainableModule):
     def train_step(self, batch, opt):
         real = to_signed(batch[0]).contiguous(memory_format=torch.channels_last)
         y = batch[1] if self.cfg.classes else None
+        n, half = len(real), len(real) // 2
+        z = self.noise(n)
+        # Mode seeking pairs sample i with sample i + n/2: the same label, another z.
+        y_fake = y[torch.arange(n, device=y.device) % half] if y is not None and self.cfg.mode_seeking else y
         with self.autocast():
-            fake = self.generator(self.noise(len(real)), y)
+            fake = self.generator(z, y_fake)
             d_real, h_real = self.discriminator(real, y, with_features=True)
-            d_fake = self.discriminator(fake.detach(), y)
+            d_fake = self.discriminator(fake.detach(), y_fake)
             loss_d = self.d_loss(d_real.float(), d_fake.float())
         AdversarialPair.update(opt["d"], loss_d)
         with self.autocast():
-            d_gen, h_fake = self.discriminator(fake, y, with_features=True)
+            d_gen, h_fake = self.discriminator(fake, y_fake, with_features=True)
             loss_g = self.g_loss(d_gen.float())
             fm = feature_matching_loss(h_real.detach().float(), h_fake.float())
             if self.cfg.feature_matching:
                 loss_g = loss_g + self.cfg.feature_matching * fm
+        ms = mode_seeking_ratio(fake[:half].float(), fake[half:2 * half].float(), z[:half], z[half:2 * half])
+        if self.cfg.mode_seeking:
+            loss_g = loss_g + self.cfg.mode_seeking / (ms + 1e-5)
         AdversarialPair.update(opt["g"], loss_g)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "feature_matching": fm.detach(),
+                "mode_seeking_ratio": ms.detach(),
                 "D(x)": d_real.float().mean().detach(), "D(G(z))": d_fake.float().mean().detach()}
 
     @torch.no_grad()
@@ -269,7 +287,8 @@ class ConvGAN(TrainableModule):
         self.eval()
         device = next(self.parameters()).device
         if self.cfg.classes and labels is None:
-            labels = torch.arange(n) % self.cfg.classes
+            labels = (torch.arange(n) % self.cfg.classes if self.label_prior is None else
+                      torch.multinomial(self.label_prior, n, replacement=True, generator=generator))
         y = labels.to(device) if self.cfg.classes else None
         out = [self.generator(self.noise(len(z_idx), generator), None if y is None else y[z_idx])
                for z_idx in torch.arange(n).split(1000)]

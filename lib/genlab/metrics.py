@@ -17,7 +17,12 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from genlab import data as gdata
+from genlab.cache import json_memo, tensor_memo
 from genlab.config import Profile, get_profile
+
+
+# torchmetrics' FID state of the real (reference) images.
+_REAL_STATES = ("real_features_sum", "real_features_cov_sum", "real_features_num_samples")
 
 
 class FeatureExtractor(nn.Module):
@@ -105,8 +110,18 @@ class Yardstick:
         n_ref = self.profile.fid_reference or len(self.dataset.x_train)
         self.n_reference = n_ref
         self._floors: dict[int, float] = {}
+        # The reference statistics and floors are kept beside the classifier's checkpoint:
+        # a rebuild that retrains nothing does not recompute them either.
+        self._memo_dir = self.fit_result.run_dir
+        stats = tensor_memo(self._memo_dir / f"fid_reference_{n_ref}.pt", lambda: self._reference_stats(n_ref),
+                            code=new_fid)
+        for name in _REAL_STATES:
+            setattr(self._fid, name, stats[name].to(self.device))
+
+    def _reference_stats(self, n_ref: int) -> dict[str, torch.Tensor]:
         for i in range(0, n_ref, 2000):
             self._fid.update(self._prep(self.dataset.x_train[i:min(i + 2000, n_ref)]), real=True)
+        return {name: getattr(self._fid, name) for name in _REAL_STATES}
 
     def _prep(self, images: torch.Tensor) -> torch.Tensor:
         return gdata.to_float(images).to(self.device)
@@ -132,7 +147,8 @@ class Yardstick:
         n samples can hope for (FID is biased upwards for small n, so compare like counts)."""
         n = min(n, len(self.dataset.x_test))
         if n not in self._floors:
-            self._floors[n] = self.fid(self.dataset.x_test[:n])
+            self._floors[n] = json_memo(self._memo_dir / f"fid_floor_{n}_of_{self.n_reference}.json",
+                                        lambda: self.fid(self.dataset.x_test[:n]), code=new_fid)
         return self._floors[n]
 
     @torch.no_grad()
