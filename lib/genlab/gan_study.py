@@ -377,7 +377,9 @@ def train_progan(profile: str | Profile):
                      batch_size=b.progan_batch, seed=profile.seed, device=profile.device, precision=profile.precision,
                      data_id=f"cifar10:train[{offset - n}:{offset}]")
         stages.append((cfg, result, len(x)))
-        previous, prev_model = cfg, result.model
+        # The next stage grows from the weights the optimisers trained (G and D as they were matched),
+        # not from their EMA: the EMA is for sampling and measuring.
+        previous, prev_model = cfg, result.trained
     return stages
 
 
