@@ -189,7 +189,7 @@ def conv_section(report, datasets) -> tuple[pd.DataFrame, pd.DataFrame]:
     for ds_name in datasets:
         ys = yardstick(ds_name, report.profile.name)
         cfg, result = train_conv(ds_name, report.profile)
-        row = _measure_conv(report, ys, ds_name, f"recipe, {b.conv_epochs} epoch(s)", cfg, result.model,
+        row = _measure_conv(report, ys, ds_name, f"recipe ({b.self_conditioning} clusters), {b.conv_epochs} epoch(s)", cfg, result.model,
                             result.train_seconds)
         report.grid(f"convgan_{ds_name}", row.pop("samples")[:32],
                     f"{ys.dataset.title}: conv GAN (EMA generator)", nrow=16,
