@@ -174,7 +174,9 @@ PROFILES: dict[str, Profile] = {
         fid_samples=5000,
         fid_reference=0,
         # ~300 images/s on 2 AMD EPYC cores in bf16: 3 epochs of 60,000 images is about 10 minutes per dataset.
-        flows=FlowBudget(epochs=3),
+        # lr 4e-3 and 4 couplings: measured on MNIST, one epoch, 1.232 bits/dim and best-T FID 240 against
+        # 1.318 and 285 with lr 2e-3 and 3 couplings, in 1.21x the time (logit margin 0.05: 1.705, FID 306).
+        flows=FlowBudget(epochs=3, lr=4e-3, couplings=4),
         autoencoders=AEBudget(ae_epochs=2, vae_epochs=3),
         gans=GANBudget(vanilla_epochs=8, cgan_epochs=1),
     ),

@@ -172,11 +172,11 @@ SWEEP = [
     ("− invertible 1×1 convs", lambda c: {"invconv": False}, {}),
     ("float32 instead of bf16", lambda c: {}, {"precision": "fp32"}),
     ("3 scales (28, 14, 7)", lambda c: {"scales": 3}, {}),
-    ("deeper (+1 coupling per mask)", lambda c: {"couplings": c.couplings + 1}, {}),
+    ("one coupling fewer per mask", lambda c: {"couplings": max(1, c.couplings - 1)}, {}),
     ("no ActNorm", lambda c: {"actnorm": False}, {}),
     ("batch 512", lambda c: {}, {"batch_size": 512}),
     ("batch 2048", lambda c: {}, {"batch_size": 2048}),
-    ("lr ×3", lambda c: {"lr": c.lr * 3}, {}),
+    ("lr ÷2", lambda c: {"lr": c.lr / 2}, {}),
 ]
 
 
