@@ -304,7 +304,7 @@ def cgan_section(report, datasets) -> pd.DataFrame:
     for r in summary.to_dict("records"):
         report.headline(f"{r['model']} conditional accuracy (mean of {r['seeds']} seeds)", r["accuracy mean"],
                         "fraction", gdata.canonical_name(r["dataset"]))
-    n_train = min(n for n in (b.cgan_subset, b.train_subset, 60000) if n)
+    n_train = min(n for n in (b.cgan_subset, b.train_subset, len(ds.x_train)) if n)
     report.say(f"{b.samples} samples per run, labels cycling through the classes; the real diversity is that of "
                f"{b.samples} test images. Each model trains {b.cgan_epochs} epoch(s) of {n_train} images with "
                f"{b.cgan_seeds} seed(s) (the plain cGAN: one); mode-seeking weight {b.mode_seeking:g}, feature-matching weight {FM_WEIGHT:g}:")
