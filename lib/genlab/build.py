@@ -44,7 +44,7 @@ TITLES = {"flows": "Normalizing flows (RealNVP)",
 
 # Minutes a cold build of each notebook took (README); used until a build of this profile has run here.
 ESTIMATE_MIN = {"smoke": {"flows": 0.4, "autoencoders": 0.4, "gans": 0.5},
-                "cpu": {"flows": 30, "autoencoders": 17, "gans": 49},   # 2 AMD EPYC cores, bf16
+                "cpu": {"flows": 33, "autoencoders": 17, "gans": 46},   # 2 AMD EPYC cores, bf16, cold
                 "gpu": {"flows": 8, "autoencoders": 8, "gans": 8}}
 
 
