@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
-from genlab.atomic import save_json
+from genlab.atomic import save_json, save_torch
 
 
 class CacheWarning(UserWarning):
@@ -103,37 +103,32 @@ def set_aside(path: Path, reason: str) -> Path:
     return aside
 
 
+def _memo(path: Path, compute: Callable[[], Any], key: str, read: Callable[[Path], Any],
+          write: Callable[[Any, Path], None], unreadable: tuple[type[BaseException], ...]) -> Any:
+    """The value stored at `path` under `key`, else `compute()` stored there first; an unreadable
+    file is set aside (never a reason to stop a build)."""
+    path = Path(path)
+    if path.exists():
+        try:
+            stored = read(path)
+            if stored.get("code") == key:
+                return stored["value"]
+        except unreadable as e:
+            set_aside(path, f"{type(e).__name__}: {e}")
+    value = compute()
+    write({"code": key, "value": value}, path)
+    return value
+
+
 def json_memo(path: Path, compute: Callable[[], Any], code: Callable | None = None) -> Any:
     """The value stored at `path` when it was computed by the same code, else `compute()`
     stored there first. Keeps a costly evaluation beside the checkpoint it belongs to;
     `code` is the function whose module's source must be unchanged (default: `compute`)."""
-    path = Path(path)
-    key = code_fingerprint(code or compute)
-    if path.exists():
-        try:
-            stored = json.loads(path.read_text())
-            if stored.get("code") == key:
-                return stored["value"]
-        except (OSError, ValueError, AttributeError, KeyError) as e:
-            set_aside(path, f"{type(e).__name__}: {e}")
-    value = compute()
-    save_json({"code": key, "value": value}, path)
-    return value
+    return _memo(path, compute, code_fingerprint(code or compute), lambda p: json.loads(p.read_text()), save_json,
+                 (OSError, ValueError, AttributeError, KeyError))
 
 
 def tensor_memo(path: Path, compute: Callable[[], dict[str, torch.Tensor]], code: Callable) -> dict[str, torch.Tensor]:
     """`json_memo` for a dict of tensors (e.g. feature statistics of a reference set)."""
-    from genlab.atomic import save_torch
-
-    path = Path(path)
-    key = code_fingerprint(code)
-    if path.exists():
-        try:
-            stored = torch.load(path, map_location="cpu", weights_only=True)
-            if stored.get("code") == key:
-                return stored["value"]
-        except Exception as e:   # any unreadable file: set it aside, never stop the build on it
-            set_aside(path, f"{type(e).__name__}: {e}")
-    value = compute()
-    save_torch({"code": key, "value": {k: v.detach().cpu() for k, v in value.items()}}, path)
-    return value
+    return _memo(path, lambda: {k: v.detach().cpu() for k, v in compute().items()}, code_fingerprint(code),
+                 lambda p: torch.load(p, map_location="cpu", weights_only=True), save_torch, (Exception,))

@@ -131,6 +131,12 @@ def vanilla_section(report, datasets) -> pd.DataFrame:
 
 # --- 2. convolutional GAN: what each small-budget technique buys -----------------------------
 
+def _train_images(ds: gdata.Dataset, b, images: int = 0) -> int:
+    """How many training images a run sees: the smallest of `images`, the budget's subset and the
+    dataset (0 means no limit)."""
+    return min(n for n in (images, b.train_subset, len(ds.x_train)) if n)
+
+
 def train_conv(dataset: str, profile: str | Profile, *, classes: int = 0, seed: int | None = None,
                epochs: int | None = None, images: int = 0, self_conditioning: int | None = None, **changes):
     """A ConvGAN (the full recipe, with `changes` to ConvGANConfig) on `dataset`'s first `images`
@@ -140,7 +146,7 @@ def train_conv(dataset: str, profile: str | Profile, *, classes: int = 0, seed: 
     profile = get_profile(profile)
     b = profile.gans
     ds = gdata.load(dataset)
-    n = min(n for n in (images, b.train_subset, len(ds.x_train)) if n)
+    n = _train_images(ds, b, images)
     k = b.self_conditioning if self_conditioning is None else self_conditioning
     labels, data_id, prior = ds.y_train[:n], f"{ds.name}:train[:{n}]+labels", None
     if not classes and k:
@@ -222,7 +228,7 @@ def conv_section(report, datasets) -> tuple[pd.DataFrame, pd.DataFrame]:
     for r in abl:
         r.pop("samples")
     ablation = pd.DataFrame(abl)
-    n_abl = min(n for n in (b.ablation_subset, b.train_subset, len(ys.dataset.x_train)) if n)
+    n_abl = _train_images(ys.dataset, b, b.ablation_subset)
     report.say(f"One technique changed at a time on {ys.dataset.title}, each run {b.ablation_epochs} epoch(s) of "
                f"{n_abl} training images (the same optimiser steps on the same images):")
     report.table(ablation)
@@ -304,7 +310,7 @@ def cgan_section(report, datasets) -> pd.DataFrame:
     for r in summary.to_dict("records"):
         report.headline(f"{r['model']} conditional accuracy (mean of {r['seeds']} seeds)", r["accuracy mean"],
                         "fraction", gdata.canonical_name(r["dataset"]))
-    n_train = min(n for n in (b.cgan_subset, b.train_subset, len(ds.x_train)) if n)
+    n_train = _train_images(ds, b, b.cgan_subset)
     report.say(f"{b.samples} samples per run, labels cycling through the classes; the real diversity is that of "
                f"{b.samples} test images. Each model trains {b.cgan_epochs} epoch(s) of {n_train} images with "
                f"{b.cgan_seeds} seed(s) (the plain cGAN: one); mode-seeking weight {b.mode_seeking:g}, feature-matching weight {FM_WEIGHT:g}:")

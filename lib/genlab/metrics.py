@@ -112,8 +112,7 @@ class Yardstick:
         self._floors: dict[int, float] = {}
         # The reference statistics and floors are kept beside the classifier's checkpoint:
         # a rebuild that retrains nothing does not recompute them either.
-        self._memo_dir = self.fit_result.run_dir
-        stats = tensor_memo(self._memo_dir / f"fid_reference_{n_ref}.pt", lambda: self._reference_stats(n_ref),
+        stats = tensor_memo(self.fit_result.run_dir / f"fid_reference_{n_ref}.pt", lambda: self._reference_stats(n_ref),
                             code=new_fid)
         for name in _REAL_STATES:
             setattr(self._fid, name, stats[name].to(self.device))
@@ -147,7 +146,7 @@ class Yardstick:
         n samples can hope for (FID is biased upwards for small n, so compare like counts)."""
         n = min(n, len(self.dataset.x_test))
         if n not in self._floors:
-            self._floors[n] = json_memo(self._memo_dir / f"fid_floor_{n}_of_{self.n_reference}.json",
+            self._floors[n] = json_memo(self.fit_result.run_dir / f"fid_floor_{n}_of_{self.n_reference}.json",
                                         lambda: self.fid(self.dataset.x_test[:n]), code=new_fid)
         return self._floors[n]
 
