@@ -44,7 +44,8 @@ report: $(STAMP) ## build all reports into reports/ (PROFILE=smoke|cpu|gpu, defa
 	@-$(MAKE) --no-print-directory pdf-deps
 	$(PY) -m genlab.build --profile $(PROFILE) $(ARGS)
 
-test: $(STAMP) ## run the test suite (CI runs this)
+test: $(STAMP) ## run the test suite (CI runs this); finds (or, online, downloads) the datasets first
+	$(PY) -m genlab.download
 	$(PY) -m pytest -q $(ARGS)
 
 lab: $(STAMP) ## open Jupyter Lab on notebooks/ with genlab importable
