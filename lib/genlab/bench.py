@@ -121,57 +121,78 @@ def flow_bench(steps: int = 20, batch_size: int | None = None, sample_n: int = 5
             "parameters": sum(p.numel() for p in model.parameters())}
 
 
-def op_rates(repeats: int = 10) -> dict[str, float]:
-    """GFLOP/s of a 2048² matmul and of a 64-channel 3x3 convolution (batch 64, 28x28), fp32 and bf16."""
+def _sync(device) -> None:
+    """Wait for the device: CUDA runs asynchronously, so a timer must not stop before it has."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def op_rates(repeats: int = 10, device="cpu") -> dict[str, float]:
+    """GFLOP/s of a square matmul (2048², 8192² on a GPU) and of a 64-channel 3x3 convolution
+    (batch 64, 28x28), fp32 and bf16."""
     def rate(fn, flops):
         for _ in range(2):
             fn()
+        _sync(device)
         t0 = time.perf_counter()
         for _ in range(repeats):
             fn()
+        _sync(device)
         return flops * repeats / (time.perf_counter() - t0) / 1e9
 
     out = {}
+    n = 8192 if torch.device(device).type == "cuda" else 2048
     for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
-        a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
-        out[f"matmul {name}"] = rate(lambda: a @ b, 2 * 2048 ** 3)
-        x = torch.randn(64, 64, 28, 28, dtype=dtype).contiguous(memory_format=torch.channels_last)
-        w = torch.randn(64, 64, 3, 3, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        a, b = (torch.randn(n, n, dtype=dtype, device=device) for _ in range(2))
+        out[f"matmul {name}"] = rate(lambda: a @ b, 2 * n ** 3)
+        x = torch.randn(64, 64, 28, 28, dtype=dtype, device=device).contiguous(memory_format=torch.channels_last)
+        w = torch.randn(64, 64, 3, 3, dtype=dtype, device=device).contiguous(memory_format=torch.channels_last)
         out[f"conv3x3 {name}"] = rate(lambda: torch.nn.functional.conv2d(x, w, padding=1),
                                       2 * 64 * 64 * 9 * 28 * 28 * 64)
     return out
 
 
-def _families():
-    """name -> (build a fresh model, one training batch): the cpu profile's shapes."""
+def _families(profile_name: str = "cpu", batch_scale: int = 1):
+    """name -> (build a fresh model, one training batch): the shapes of `profile_name`'s models,
+    at `batch_scale` times its batch sizes. The ProGAN batch is random pixels of CIFAR-10's shape
+    (speed does not depend on the pixels), so the bench runs where only MNIST is at hand."""
     from genlab.autoencoders import AEConfig, AutoEncoder
     from genlab.flow_study import model_config
     from genlab.flows import RealNVP
     from genlab.gans import ConvGAN, ConvGANConfig, ProGAN, ProGANConfig, ProGANStage
 
-    profile = get_profile("cpu")
+    profile = get_profile(profile_name)
     mnist = gdata.load("mnist")
-    cifar = gdata.load("cifar10")
-    b = profile.gans
+    b, a, k = profile.gans, profile.autoencoders, batch_scale
+
+    def images(n):   # the first n training images, repeated when n exceeds the training set
+        return mnist.x_train[torch.arange(n) % len(mnist.x_train)]
+
+    def labels(n):
+        return mnist.y_train[torch.arange(n) % len(mnist.y_train)]
+
+    cifar_like = torch.randint(0, 256, (b.progan_batch * k, 3, 32, 32), dtype=torch.uint8,
+                               generator=torch.Generator().manual_seed(0))
+    classifier = profile.classifiers["mnist"]
     return {
         "flow (RealNVP)": (lambda: RealNVP(model_config(mnist, profile.flows)),
-                           (mnist.x_train[:profile.flows.batch_size],)),
-        "VAE": (lambda: AutoEncoder(AEConfig(width=profile.autoencoders.width)),
-                (mnist.x_train[:profile.autoencoders.batch_size],)),
+                           (images(profile.flows.batch_size * k),)),
+        "VAE": (lambda: AutoEncoder(AEConfig(width=a.width, latent=a.vae_latent)), (images(a.batch_size * k),)),
         "conv GAN (cGAN)": (lambda: ConvGAN(ConvGANConfig(classes=10, width=b.conv_width)),
-                            (mnist.x_train[:b.batch_size], mnist.y_train[:b.batch_size])),
+                            (images(b.batch_size * k), labels(b.batch_size * k))),
         "ProGAN (32x32 stage)": (lambda: ProGAN(ProGANStage(ProGANConfig(channels=b.progan_channels), 3, 100)),
-                                 (cifar.x_train[:b.progan_batch],)),
-        "classifier (MNIST)": (lambda: Classifier(_budget_config(mnist, profile.classifiers["mnist"])),
-                               (mnist.x_train[:128], mnist.y_train[:128])),
+                                 (cifar_like,)),
+        "classifier (MNIST)": (lambda: Classifier(_budget_config(mnist, classifier)),
+                               (images(classifier.batch_size * k), labels(classifier.batch_size * k))),
     }
 
 
 def _images_per_s(build, batch, precision: str, channels_last: bool, compile: bool = False,
-                  steps: int = 8) -> tuple[float, float]:
+                  steps: int = 8, device="cpu") -> tuple[float, float]:
     """(training images/s, seconds of the first call) for one setting."""
     torch.manual_seed(0)
-    model = build()
+    model = build().to(device)
+    batch = tuple(t.to(device) for t in batch)
     model.precision = precision
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -181,25 +202,30 @@ def _images_per_s(build, batch, precision: str, channels_last: bool, compile: bo
         step = torch.compile(model.train_step)
     t0 = time.perf_counter()
     step(batch, opts)
+    _sync(device)
     first = time.perf_counter() - t0
     for _ in range(WARMUP_BATCHES - 1):
         step(batch, opts)
+    _sync(device)
     t0 = time.perf_counter()
     for _ in range(steps):
         step(batch, opts)
+    _sync(device)
     return len(batch[0]) * steps / (time.perf_counter() - t0), first
 
 
-def family_bench(compile: bool = False) -> list[dict]:
+def family_bench(compile: bool = False, profile: str = "cpu", device="cpu", batch_scale: int = 1) -> list[dict]:
     settings = [("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True)]
+    steps = 20 if torch.device(device).type == "cuda" else 8
     rows = []
-    for name, (build, batch) in _families().items():
+    for name, (build, batch) in _families(profile, batch_scale).items():
         used = build()
         row = {"family": name, "batch": len(batch[0]), "uses channels_last": used.channels_last}
         for precision, cl in settings:
-            row[(precision, cl)] = _images_per_s(build, batch, precision, cl)[0]
+            row[(precision, cl)] = _images_per_s(build, batch, precision, cl, steps=steps, device=device)[0]
         if compile:
-            row["compiled"], row["compile_s"] = _images_per_s(build, batch, "bf16", used.channels_last, compile=True)
+            row["compiled"], row["compile_s"] = _images_per_s(build, batch, "bf16", used.channels_last,
+                                                              compile=True, steps=steps, device=device)
         rows.append(row)
     return rows
 
@@ -210,26 +236,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
     parser.add_argument("--only", choices=["families", "data", "flow"], help="run one part only")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
+    parser.add_argument("--profile", default="cpu", help="whose model shapes and batch sizes (default cpu)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="where the model families and op rates run (default cpu)")
+    parser.add_argument("--batch-scale", type=int, default=1,
+                        help="model families also at this multiple of the profile's batch sizes")
     args = parser.parse_args(argv)
     from genlab.precision import cpu_bf16_speedup, cpu_model, resolve
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU: {cpu_model()}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda, but torch sees no CUDA device here", file=sys.stderr)
+        return 1
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU: {cpu_model()}"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}, profile {args.profile}")
     try:
         if args.only in (None, "families"):
-            rates = op_rates()
+            rates = op_rates(device=args.device)
             print("\n[machine] " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in rates.items()))
-            print(f"  bf16 probe (genlab.precision): {cpu_bf16_speedup():.2f}x float32 -> precision 'auto' = "
-                  f"{resolve('auto', 'cpu')}")
+            if args.device == "cpu":
+                print(f"  bf16 probe (genlab.precision): {cpu_bf16_speedup():.2f}x float32 -> precision 'auto' = "
+                      f"{resolve('auto', 'cpu')}")
             print("\n[model families] training images/s; ratios against eager float32 NCHW")
             print(f"  {'family':22s} {'batch':>5s} {'fp32':>8s} {'fp32+CL':>14s} {'bf16':>14s} {'bf16+CL':>14s}"
                   + (f" {'compiled':>20s}" if args.compile else "") + "  used")
-            for r in family_bench(args.compile):
+            rows = family_bench(args.compile, args.profile, args.device)
+            if args.batch_scale > 1:
+                rows += family_bench(args.compile, args.profile, args.device, args.batch_scale)
+            for r in rows:
                 base = r[("fp32", False)]
                 cells = [f"{r[('fp32', False)]:8.0f}"] + [f"{r[k]:7.0f} ({r[k] / base:.2f}x)" for k in
                                                           (("fp32", True), ("bf16", False), ("bf16", True))]
                 if args.compile:
                     cells.append(f"{r['compiled']:7.0f} ({r['compiled'] / base:.2f}x, {r['compile_s']:.0f} s)")
-                used = ("bf16" if resolve("auto", "cpu") == "bf16" else "fp32") + ("+CL" if r["uses channels_last"] else "")
+                used = ("bf16" if resolve("auto", args.device) == "bf16" else "fp32") + ("+CL" if r["uses channels_last"] else "")
                 print(f"  {r['family']:22s} {r['batch']:5d} " + " ".join(cells) + f"  {used}")
         if args.only in (None, "data"):
             print("\n[data pipeline] one epoch of the MNIST classifier (cpu profile), batch 128")
