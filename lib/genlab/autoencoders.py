@@ -125,13 +125,13 @@ class AutoEncoder(TrainableModule):
             return binarise(x)
         if self.cfg.likelihood == "bernoulli":
             # Evaluation uses one fixed binarisation, so test numbers are repeatable.
-            return binarise(x, torch.Generator(device=x.device).manual_seed(0) if x.device.type == "cpu" else None)
+            return binarise(x, torch.Generator(device=x.device).manual_seed(0))
         return gdata.to_float(x)
 
     # --- latent path ----------------------------------------------------------------
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, log_var) of the Gaussian q0(z0|x); for the AE, (code, None)."""
-        h = self.encoder(gdata.to_float(x)).float()   # the latent arithmetic stays float32 under autocast
+        h = self.encoder(gdata.to_float(x.to(self.device))).float()   # the latent arithmetic stays float32 under autocast
         if self.cfg.kind == "ae":
             return h, None
         mu, log_var = h.chunk(2, 1)
@@ -153,6 +153,7 @@ class AutoEncoder(TrainableModule):
 
     def elbo_terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-image reconstruction NLL and KL (closed form for the VAE, one-sample MC for f-VAE)."""
+        x = x.to(self.device)
         target = self.targets(x)
         mu, log_var = self.posterior(x)
         if self.cfg.kind == "ae":
@@ -181,6 +182,7 @@ class AutoEncoder(TrainableModule):
         """Importance-weighted estimate of log p(x) per image (nats), k samples:
         log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x). A lower bound that tightens as k
         grows (Burda et al. 2016); k = 1 is the ELBO."""
+        x = x.to(self.device)
         target = self.targets(x)
         mu, log_var = self.posterior(x)
         weights = []
@@ -202,11 +204,10 @@ class AutoEncoder(TrainableModule):
     @torch.no_grad()
     def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
         """Latents (on any device) -> the decoder's mean image as uint8."""
-        z = z.to(next(self.parameters()).device)
+        z = z.to(self.device)
         return (torch.sigmoid(self.decoder(z)) * 255).round().to(torch.uint8)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Images from the prior: the decoder's mean (pixel probabilities) as uint8."""
-        device = next(self.parameters()).device
-        return self.decode_mean(torch.randn(n, self.cfg.latent, generator=generator).to(device))
+        """Images from the prior: the decoder's mean (pixel probabilities) as uint8, on the CPU."""
+        return self.decode_mean(torch.randn(n, self.cfg.latent, generator=generator)).cpu()

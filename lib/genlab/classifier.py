@@ -68,7 +68,7 @@ class Classifier(TrainableModule):
         self.num_features = 4 * w
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        x = gdata.to_float(x)
+        x = gdata.to_float(x.to(self.mean.device))
         return (x - self.mean) / self.std
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -192,7 +192,7 @@ PROFILES: dict[str, Profile] = {
         eval_subset=0,
         fid_samples=10000,
         fid_reference=0,
-        flows=FlowBudget(epochs=16, batch_size=256, hidden=96, blocks=2, couplings=4, lr=2e-3, samples=10000,
+        flows=FlowBudget(epochs=8, batch_size=256, hidden=96, blocks=2, couplings=4, lr=2e-3, samples=10000,
                          sweep_subset=20000, sweep_epochs=2, sweep_eval=10000),
         autoencoders=AEBudget(ae_epochs=30, vae_epochs=100, width=64, vae_latent=32, seeds=3,
                               betas=(1.0, 2.0, 4.0, 8.0), iwae_k=1000, eval_images=10000),

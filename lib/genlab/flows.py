@@ -404,7 +404,7 @@ class RealNVP(TrainableModule):
     # --- likelihood ----------------------------------------------------------------
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log P(x) in nats for uint8 images x (a lower bound through dequantisation)."""
-        z, logdet = self.flow(x)
+        z, logdet = self.flow(x.to(self.device))
         return standard_normal_log_prob(z) + logdet
 
     def bits_per_dim(self, x: torch.Tensor) -> torch.Tensor:
@@ -415,20 +415,19 @@ class RealNVP(TrainableModule):
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 images -> flat latents (each pixel at the centre of its bin)."""
-        return self.encoder(x)[0]
+        return self.encoder(x.to(self.device))[0]
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Flat latents -> uint8 images."""
-        x, _ = self.flow.inverse(z)
+        x, _ = self.flow.inverse(z.to(self.device))
         return x.to(torch.uint8)
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n uint8 images from z ~ N(0, T^2 I). T=0 gives the image of the latent mode z=0."""
-        device = next(self.parameters()).device
-        z = torch.randn(n, self.dims, generator=generator).to(device) * temperature
-        return self.decode(z)
+        """n uint8 images (on the CPU) from z ~ N(0, T^2 I). T=0 gives the image of the latent mode z=0."""
+        z = torch.randn(n, self.dims, generator=generator) * temperature
+        return self.decode(z).cpu()
 
     # --- training ------------------------------------------------------------------
     def configure_optimizers(self):

@@ -80,7 +80,7 @@ class AdversarialPair(TrainableModule):
                 "d": torch.optim.Adam(self.discriminator.parameters(), self.cfg.lr_d, betas=b)}
 
     def noise(self, n, generator=None):
-        return torch.randn(n, self.cfg.noise, generator=generator).to(next(self.parameters()).device)
+        return torch.randn(n, self.cfg.noise, generator=generator).to(self.device)
 
     def discriminator_loss(self, d_real, d_fake):
         """BCE with real -> label_smoothing (e.g. 0.9), fake -> 0."""
@@ -240,7 +240,7 @@ class ConvGAN(TrainableModule):
                 "d": torch.optim.Adam(self.discriminator.parameters(), self.cfg.lr_d, betas=self.cfg.betas)}
 
     def noise(self, n, generator=None):
-        return torch.randn(n, self.cfg.noise, generator=generator).to(next(self.parameters()).device)
+        return torch.randn(n, self.cfg.noise, generator=generator).to(self.device)
 
     def d_loss(self, d_real, d_fake):
         if self.cfg.loss == "hinge":
@@ -285,7 +285,7 @@ class ConvGAN(TrainableModule):
     def sample(self, n, generator=None, labels=None):
         """n uint8 images on the CPU; conditional models take `labels` (default 0..classes-1 in turn)."""
         self.eval()
-        device = next(self.parameters()).device
+        device = self.device
         if self.cfg.classes and labels is None:
             labels = (torch.arange(n) % self.cfg.classes if self.label_prior is None else
                       torch.multinomial(self.label_prior, n, replacement=True, generator=generator))
@@ -471,7 +471,7 @@ class ProGAN(TrainableModule):
                 "d": torch.optim.Adam(self.discriminator.parameters(), self.base.lr, betas=self.base.betas)}
 
     def noise(self, n, generator=None):
-        return torch.randn(n, self.base.noise, generator=generator).to(next(self.parameters()).device)
+        return torch.randn(n, self.base.noise, generator=generator).to(self.device)
 
     def real_at_stage(self, x: torch.Tensor) -> torch.Tensor:
         """Real images at the stage's resolution; during fade-in blended with the coarser

@@ -61,12 +61,17 @@ class TrainableModule(nn.Module):
     channels_last: bool = False   # conv models where `make bench` shows NHWC pays
     precision: str = "fp32"       # set by fit(): the autocast dtype of forward passes
 
+    @property
+    def device(self) -> torch.device:
+        """Where the parameters live. Methods that take images or latents move them here first, so a
+        caller may pass CPU tensors to a model on a GPU; `sample()` returns CPU tensors."""
+        return next(self.parameters()).device
+
     def autocast(self):
         """The mixed-precision context of this model's forward passes (a no-op in fp32)."""
         if self.precision == "fp32":
             return contextlib.nullcontext()
-        device = next(self.parameters()).device.type
-        return torch.autocast(device, dtype=DTYPES[self.precision])
+        return torch.autocast(self.device.type, dtype=DTYPES[self.precision])
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
