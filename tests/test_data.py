@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from genlab import GenlabError, data
+from genlab.errors import DatasetNotFound
 from genlab.paths import REPO_ROOT
 
 REAL_ROOT = data.find_root("mnist")
@@ -51,7 +52,7 @@ def test_names_are_forgiving_but_unknown_ones_are_listed():
 def test_missing_data_names_every_place_searched(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "REPO_ROOT", tmp_path / "repo")
     monkeypatch.setenv("GENLAB_DATA", str(tmp_path / "nowhere"))
-    with pytest.raises(GenlabError) as err:
+    with pytest.raises(DatasetNotFound) as err:   # the one failure a download may fix
         data.load("mnist")
     msg = str(err.value)
     assert "dataset mnist not found" in msg
@@ -75,8 +76,9 @@ def test_checksum_mismatch_names_the_file(tmp_path):
 def test_incomplete_folder_lists_missing_files(tmp_path):
     root = make_root(tmp_path)
     (root / "MNIST" / "raw" / "train-labels-idx1-ubyte").unlink()
-    with pytest.raises(GenlabError, match="incomplete.*missing train-labels-idx1-ubyte"):
+    with pytest.raises(GenlabError, match="incomplete.*missing train-labels-idx1-ubyte") as err:
         data.load("mnist", root)
+    assert not isinstance(err.value, DatasetNotFound)   # a partial copy is never downloaded over
 
 
 def test_verification_is_remembered_until_a_file_changes(tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from genlab.atomic import save_json
-from genlab.errors import GenlabError
+from genlab.errors import DatasetNotFound, GenlabError
 from genlab.paths import REPO_ROOT, cache_dir
 
 
@@ -117,7 +117,7 @@ def find_root(name: str, root: str | os.PathLike | None = None) -> Path:
                 f"{', '.join(missing)}; copy the whole folder again (see data/README.md)"
             )
         tried.append(f"{label} ({folder})")
-    raise GenlabError(
+    raise DatasetNotFound(
         f"dataset {spec.name} not found: looked for {spec.folder}/ in {'; '.join(tried)}. "
         f"Put torchvision's layout in data/ or set GENLAB_DATA=/path/to/folder; with internet, "
         f"`python -c \"from torchvision import datasets; datasets.{spec.torchvision_class}('data', "

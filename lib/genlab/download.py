@@ -4,7 +4,7 @@
 search path (`genlab.data.search_roots`) is only verified; a missing one is downloaded
 by torchvision into `data/` (or `--root`), then checked against genlab's own sha256 of
 the original files, exactly as if it had been copied there by hand. Offline, the
-download fails fast and the message is the usual "not found" one, with the reason.
+download fails fast and the message is the usual `DatasetNotFound` one, with the reason.
 
     python -m genlab.download                 # every dataset
     python -m genlab.download mnist --root /path/to/data
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from genlab import data as gdata
-from genlab.errors import GenlabError
+from genlab.errors import DatasetNotFound, GenlabError
 from genlab.paths import REPO_ROOT
 
 TIMEOUT_S = 20.0   # per connection: offline machines fail fast instead of hanging
@@ -46,9 +46,7 @@ def ensure(name: str, root: str | Path | None = None) -> gdata.Dataset:
     """The verified dataset, downloaded into `root` (default data/) first when it is nowhere."""
     try:
         return gdata.load(name, root)
-    except GenlabError as missing:
-        if "not found" not in str(missing):
-            raise                      # present but partial or corrupt: never overwrite it silently
+    except DatasetNotFound as missing:   # present but partial or corrupt raises GenlabError: never overwritten
         target = Path(root) if root is not None else REPO_ROOT / "data"
         try:
             fetch(name, target)

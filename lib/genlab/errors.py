@@ -9,3 +9,8 @@ instead of a traceback.
 
 class GenlabError(Exception):
     """A failure with a one-line, actionable message."""
+
+
+class DatasetNotFound(GenlabError):
+    """A dataset is in none of the data folders searched (one that is there but partial or corrupt
+    raises plain `GenlabError`: it must never be overwritten by a download)."""
