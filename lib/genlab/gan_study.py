@@ -153,8 +153,9 @@ def train_conv(dataset: str, profile: str | Profile, *, classes: int = 0, seed: 
         labels = cluster_labels(ds.name, n, k)
         data_id = f"{ds.name}:train[:{n}]+kmeans{k}@{code_fingerprint(cluster_labels)}"
         prior = cluster_prior(labels, k)
+    mode_seeking = b.cgan_mode_seeking if classes else b.mode_seeking
     cfg = ConvGANConfig(image_shape=tuple(ds.shape), classes=classes or k, width=b.conv_width,
-                        **{"lr_g": b.conv_lr_g, "lr_d": b.conv_lr_d, "mode_seeking": b.mode_seeking, **changes})
+                        **{"lr_g": b.conv_lr_g, "lr_d": b.conv_lr_d, "mode_seeking": mode_seeking, **changes})
     name = f"{'cgan' if classes else 'convgan'}-{ds.name}"
     result = fit(name, lambda: ConvGAN(cfg), cfg, (ds.x_train[:n], labels),
                  epochs=epochs or (b.cgan_epochs if classes else b.conv_epochs), batch_size=b.batch_size,
@@ -271,6 +272,9 @@ CGAN_VARIANTS = [
     ("cGAN", "cgan", {"mode_seeking": 0.0}, 1),
     ("cGAN + mode seeking", "cgan_ms", {}, None),
     ("cGAN + mode seeking + feature matching", "cgan_ms_fm", {"feature_matching": FM_WEIGHT}, None),
+    # Why the cGANs' own mode-seeking weight: the unconditional GAN's weight, one seed.
+    ("cGAN + mode seeking at the unconditional GAN weight", "cgan_ms_uncond_weight",
+     lambda b: {"mode_seeking": b.mode_seeking}, 1),
 ]
 
 
@@ -285,6 +289,7 @@ def cgan_section(report, datasets) -> pd.DataFrame:
         n = b.samples
         real_div = intra_class_diversity(ys, ds.x_test[:n], ds.y_test[:n])
         for label, short, changes, max_seeds in CGAN_VARIANTS:
+            changes = changes(b) if callable(changes) else changes
             for seed in range(report.profile.seed, report.profile.seed + min(b.cgan_seeds, max_seeds or b.cgan_seeds)):
                 cfg, result = train_conv(ds_name, report.profile, classes=len(ds.classes), seed=seed,
                                          images=b.cgan_subset, **changes)
@@ -294,7 +299,7 @@ def cgan_section(report, datasets) -> pd.DataFrame:
                 tag = f"{short}_{ds_name}_seed{seed}"
                 m = ys.measure(samples, labels, name=f"measured_{tag}",
                                config={"dataset": ds_name, "seed": seed, "gan": config_dict(cfg)})
-                rows.append({"dataset": ds.title, "model": label, "seed": seed,
+                rows.append({"dataset": ds.title, "model": label, "seed": seed, "mode seeking": cfg.mode_seeking,
                              "conditional accuracy": m.conditional_accuracy, "FID": m.fid, "FID floor": m.fid_floor,
                              "coverage": m.coverage, "intra-class diversity": intra_class_diversity(ys, samples, labels),
                              "real diversity": real_div, "train time (min)": result.train_seconds / 60})
@@ -313,7 +318,7 @@ def cgan_section(report, datasets) -> pd.DataFrame:
     n_train = _train_images(ds, b, b.cgan_subset)
     report.say(f"{b.samples} samples per run, labels cycling through the classes; the real diversity is that of "
                f"{b.samples} test images. Each model trains {b.cgan_epochs} epoch(s) of {n_train} images with "
-               f"{b.cgan_seeds} seed(s) (the plain cGAN: one); mode-seeking weight {b.mode_seeking:g}, feature-matching weight {FM_WEIGHT:g}:")
+               f"{b.cgan_seeds} seed(s) (the plain cGAN: one); mode-seeking weight {b.cgan_mode_seeking:g}, feature-matching weight {FM_WEIGHT:g}:")
     report.table(table)
     report.say("Mean and spread (half the range) over the seeds:")
     report.table(summary)
@@ -331,7 +336,7 @@ def _versus(a: pd.Series, b: pd.Series, key: str, what: str, fmt: str) -> str:
 
 def cgan_comparison(dataset: str, summary: pd.DataFrame, real_diversity: float) -> str:
     """Prose for one dataset: what mode seeking changed, then what feature matching added on top."""
-    plain, ms, fm = (summary.loc[label] for label, *_ in CGAN_VARIANTS)
+    plain, ms, fm, ms_other = (summary.loc[label] for label, *_ in CGAN_VARIANTS)
     text = [f"**Conditional GANs, {dataset}** (mean ± half-range over {int(plain['seeds'])}, {int(ms['seeds'])} and "
             f"{int(fm['seeds'])} seeds; real intra-class diversity {real_diversity:.3g})."]
     for a, b, name in ((plain, ms, "Adding mode seeking"), (ms, fm, "Adding feature matching to that")):
@@ -343,6 +348,11 @@ def cgan_comparison(dataset: str, summary: pd.DataFrame, real_diversity: float) 
         f"**collapses within each class**: its samples of a class are {plain['diversity mean'] / real_diversity:.0%} "
         "as diverse as real ones, which a high accuracy hides." if collapsed else
         "keeps a diversity within a factor of three of the real data's."))
+    text.append(f"The mode-seeking weight, {ms_other['mode seeking']:g} (the unconditional GAN's; one seed) against "
+                f"the cGANs' {ms['mode seeking']:g}: "
+                + "; ".join(_versus(ms_other, ms, key, what, fmt) for key, what, fmt in (
+                    ("accuracy", "conditional accuracy", ".1%"), ("FID", "FID", ".3g"),
+                    ("diversity", "intra-class diversity", ".3g"))) + ".")
     return " ".join(text)
 
 
@@ -350,7 +360,7 @@ def cgan_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per dataset and model: mean and half-range over seeds of accuracy, FID and diversity."""
     rows = []
     for (ds, model), t in table.groupby(["dataset", "model"], sort=False):
-        row = {"dataset": ds, "model": model, "seeds": len(t)}
+        row = {"dataset": ds, "model": model, "seeds": len(t), "mode seeking": t["mode seeking"].iloc[0]}
         for col, short in (("conditional accuracy", "accuracy"), ("FID", "FID"), ("intra-class diversity", "diversity")):
             row[f"{short} mean"] = t[col].mean()
             row[f"{short} ±"] = (t[col].max() - t[col].min()) / 2
@@ -524,7 +534,7 @@ def hyperparameter_table(profile: str | Profile) -> pd.DataFrame:
          "optimiser": f"Adam lr {cv.lr_g:g}/{cv.lr_d:g} (G/D), β {cv.betas}", "batch": b.batch_size},
         {"model": "cGAN (+ MS, + FM)", "architecture": "the conv GAN; G gets a label embedding beside z, "
                                                        "D is a projection discriminator",
-         "loss": f"{cv.loss} (+ mode seeking, weight {b.mode_seeking:g}; + feature matching on D's last "
+         "loss": f"{cv.loss} (+ mode seeking, weight {b.cgan_mode_seeking:g}; + feature matching on D's last "
                  f"features, weight {FM_WEIGHT:g})",
          "stabilisers": "as the conv GAN", "optimiser": "as the conv GAN", "batch": b.batch_size},
         {"model": "ProGAN", "architecture": f"{pg.channels} channels per block, resolutions "
