@@ -191,18 +191,21 @@ PROFILES: dict[str, Profile] = {
         classifiers={
             "mnist": ClassifierBudget(epochs=8, width=64, batch_size=256, lr=4e-3),
             "fashion_mnist": ClassifierBudget(epochs=20, width=64, batch_size=256, lr=4e-3),
-            "cifar10": ClassifierBudget(epochs=40, width=64, convs_per_block=2, batch_size=256, lr=4e-3),
+            "cifar10": ClassifierBudget(epochs=30, width=64, convs_per_block=2, batch_size=256, lr=4e-3),
         },
         eval_subset=0,
         fid_samples=10000,
         fid_reference=0,
         flows=FlowBudget(epochs=8, batch_size=256, hidden=96, blocks=2, couplings=4, lr=2e-3, samples=10000,
                          sweep_subset=20000, sweep_epochs=2, sweep_eval=10000),
-        autoencoders=AEBudget(ae_epochs=30, vae_epochs=100, width=64, vae_latent=32, seeds=3,
-                              betas=(1.0, 2.0, 4.0, 8.0), iwae_k=1000, eval_images=10000),
-        gans=GANBudget(vanilla_epochs=100, cgan_epochs=30, conv_epochs=30, cgan_seeds=3, samples=10000,
-                       progan_channels=128,
-                       progan_steps=(6000, 12000, 12000, 12000), progan_batch=64, progan_epochs_per_stage=10),
+        # Sized from `make bench ARGS="--device cuda --profile gpu --batch-scale 4"` on one H100 (training
+        # images/s: VAE 22k at batch 128, 100k at 512; conv GAN 4k at 64, 13-15k at 256; ProGAN 32x32 1.8k
+        # at 64) for about 7 min per notebook; only the flows budget has run on a GPU so far.
+        autoencoders=AEBudget(ae_epochs=20, vae_epochs=20, batch_size=512, lr=2e-3, width=64, vae_latent=32,
+                              seeds=3, betas=(1.0, 2.0, 4.0, 8.0), iwae_k=1000, eval_images=5000),
+        gans=GANBudget(vanilla_epochs=30, cgan_epochs=2, conv_epochs=5, batch_size=256, cgan_seeds=2, samples=10000,
+                       progan_channels=128, progan_steps=(600, 900, 1000, 1000), progan_batch=64,
+                       progan_epochs_per_stage=5),
     ),
 }
 
