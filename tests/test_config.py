@@ -51,8 +51,16 @@ def test_parameters_compose_with_the_profile_and_list_what_changed():
     ("autoencoders", {"betas": []}, "betas needs at least one value"),
     ("gans", {"epochs": 3}, "unknown parameter\\(s\\) epochs for gans; valid: profile, ablation_epochs, ablation_subset, batch_size"),
     ("gans", {"seed": True}, "seed must be a whole number, got True"),
+    ("gans", {"datasets": "svhn"}, "datasets: 'svhn' is not one of mnist, fashion_mnist"),
+    ("flows", {"precision": "Fashion-MNIST"}, "precision: 'Fashion-MNIST' is not one of auto, fp32, bf16"),
 ])
 def test_a_bad_parameter_is_one_line_naming_what_is_valid(notebook, params, message):
     from genlab.config import apply_params
     with pytest.raises(GenlabError, match=message):
         apply_params("cpu", notebook, params)
+
+
+def test_dataset_parameters_take_the_registry_spellings():
+    from genlab.config import apply_params
+    profile, changed = apply_params("cpu", "flows", {"datasets": "Fashion-MNIST"})
+    assert profile.flows.datasets == ("fashion_mnist",) and changed == {"datasets": ("fashion_mnist",)}

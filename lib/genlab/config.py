@@ -23,9 +23,21 @@ import torch
 from genlab.errors import GenlabError
 
 
-def knob(default, *, min: float | None = None, choices: tuple | None = None):
-    """A budget field with its valid range (default: integers >= 1, floats > 0)."""
-    return field(default=default, metadata={"min": min, "choices": choices})
+def knob(default, *, min: float | None = None, choices: tuple | None = None, normalise=None):
+    """A budget field with its valid range (default: integers >= 1, floats > 0); `normalise` maps a
+    user's spelling of a choice to the canonical one before it is checked."""
+    return field(default=default, metadata={"min": min, "choices": choices, "normalise": normalise})
+
+
+def dataset_name(value: str) -> str:
+    """'Fashion-MNIST' -> 'fashion_mnist' (the data registry's aliases); other text is left as it is,
+    for the choices check to name what is valid."""
+    from genlab.data import canonical_name   # data imports nothing from here at import time
+
+    try:
+        return canonical_name(value)
+    except GenlabError:
+        return value
 
 
 DATASETS_28 = ("mnist", "fashion_mnist")   # the 28x28 grey datasets the flows, AEs and GANs use
@@ -48,7 +60,7 @@ class FlowBudget:
     """How much the flows notebook trains and samples."""
 
     epochs: int
-    datasets: tuple[str, ...] = knob(DATASETS_28, choices=DATASETS_28)
+    datasets: tuple[str, ...] = knob(DATASETS_28, choices=DATASETS_28, normalise=dataset_name)
     train_subset: int = knob(0, min=0)   # 0 = the whole training set
     val_images: int = 2000         # test images scored after every epoch
     batch_size: int = 64
@@ -72,7 +84,7 @@ class AEBudget:
 
     ae_epochs: int                     # each AE of the latent sweep
     vae_epochs: int                    # every VAE, f-VAE and β-VAE
-    datasets: tuple[str, ...] = knob(DATASETS_28, choices=DATASETS_28)
+    datasets: tuple[str, ...] = knob(DATASETS_28, choices=DATASETS_28, normalise=dataset_name)
     train_subset: int = knob(0, min=0)  # 0 = the whole training set
     val_images: int = 2000             # test images scored after every epoch
     batch_size: int = 128
@@ -93,7 +105,7 @@ class GANBudget:
 
     vanilla_epochs: int
     cgan_epochs: int
-    datasets: tuple[str, ...] = knob(DATASETS_28, choices=DATASETS_28)   # vanilla GAN and cGANs
+    datasets: tuple[str, ...] = knob(DATASETS_28, choices=DATASETS_28, normalise=dataset_name)   # vanilla GAN and cGANs
     train_subset: int = knob(0, min=0)
     batch_size: int = 64
     lr: float = 2e-4                          # G and D of the vanilla MLP GAN
@@ -319,12 +331,9 @@ def _coerce(name: str, value: Any, typ: Any, meta) -> Any:
     if typ is str:
         if not isinstance(value, str):
             raise GenlabError(f"parameter {name} must be text, got {value!r}")
+        if meta.get("normalise"):
+            value = meta["normalise"](value)
         if choices:
-            from genlab.data import canonical_name
-            try:
-                value = canonical_name(value)
-            except GenlabError:
-                pass
             if value not in choices:
                 raise GenlabError(f"parameter {name}: {value!r} is not one of {', '.join(choices)}")
         return value
