@@ -144,3 +144,18 @@ def yardstick_table(executed):
               if "text/markdown" in o.get("data", {}) and "from cache" in o["data"]["text/markdown"]]
     assert len(tables) == 1
     return tables[0]
+
+
+def test_estimates_use_the_last_build_unless_the_model_cache_is_empty(tmp_path):
+    from genlab import build
+    from genlab.paths import cache_dir
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "flows.json").write_text(json.dumps({"profile": "cpu", "started_at": "2026-11-26T00:00:00+00:00",
+                                                    "wall_time_s": 120.0, "headlines": []}))
+    cold, source = build.estimates(reports, "cpu", ["flows"])
+    assert cold["flows"] == 60 * build.ESTIMATE_MIN["cpu"]["flows"] and "cold" in source
+    (cache_dir() / "runs" / "realnvp-mnist-0123").mkdir(parents=True)
+    warm, source = build.estimates(reports, "cpu", ["flows"])
+    assert warm["flows"] == 120.0 and source == "the last build here"

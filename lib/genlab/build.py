@@ -50,11 +50,15 @@ ESTIMATE_MIN = {"smoke": {"flows": 0.4, "autoencoders": 0.4, "gans": 0.5},
 
 def estimates(reports: Path, profile: str, notebooks: list[str]) -> tuple[dict[str, float], str]:
     """Seconds each notebook is expected to take, and where the numbers come from: the last
-    build of the same profile here (its measured wall time), else the profile's table."""
+    build of the same profile here (its measured wall time), else - or when the model cache is
+    empty, so that everything trains again - the profile's table of cold times."""
+    from genlab.paths import cache_dir
+
+    cold = not any((cache_dir() / "runs").glob("*"))
     out, measured = {}, 0
     for name in notebooks:
         meta, _ = _read_meta(reports / f"{name}.json") if (reports / f"{name}.json").exists() else (None, None)
-        if meta and meta["profile"] == profile:
+        if meta and meta["profile"] == profile and not cold:
             out[name] = float(meta["wall_time_s"])
             measured += 1
         else:
