@@ -44,8 +44,8 @@ TITLES = {"flows": "Normalizing flows (RealNVP)",
 
 # Minutes a cold build of each notebook took (README); used until a build of this profile has run here.
 ESTIMATE_MIN = {"smoke": {"flows": 0.4, "autoencoders": 0.4, "gans": 0.5},
-                "cpu": {"flows": 33, "autoencoders": 17, "gans": 46},   # 2 AMD EPYC cores, bf16, cold
-                "gpu": {"flows": 8, "autoencoders": 8, "gans": 8}}
+                "cpu": {"flows": 34, "autoencoders": 17, "gans": 52},   # 2 AMD EPYC cores, bf16, cold
+                "gpu": {"flows": 7, "autoencoders": 7, "gans": 7}}
 
 
 def estimates(reports: Path, profile: str, notebooks: list[str]) -> tuple[dict[str, float], str]:
