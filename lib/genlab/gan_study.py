@@ -318,7 +318,7 @@ def cgan_section(report, datasets) -> pd.DataFrame:
     n_train = _train_images(ds, b, b.cgan_subset)
     report.say(f"{b.samples} samples per run, labels cycling through the classes; the real diversity is that of "
                f"{b.samples} test images. Each model trains {b.cgan_epochs} epoch(s) of {n_train} images with "
-               f"{b.cgan_seeds} seed(s) (the plain cGAN: one); mode-seeking weight {b.cgan_mode_seeking:g}, feature-matching weight {FM_WEIGHT:g}:")
+               f"{b.cgan_seeds} seed(s) (the plain cGAN and the run at the unconditional weight: one); mode-seeking weight {b.cgan_mode_seeking:g}, feature-matching weight {FM_WEIGHT:g}:")
     report.table(table)
     report.say("Mean and spread (half the range) over the seeds:")
     report.table(summary)
