@@ -75,7 +75,7 @@ def evaluate(run: AERun, images: torch.Tensor, k: int = 0, split: str = "test") 
 @torch.no_grad()
 def _evaluate(run: AERun, images: torch.Tensor, k: int) -> dict[str, float]:
     model = run.model.eval()
-    device = next(model.parameters()).device
+    device = model.device
     sums: dict[str, float] = {}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -99,8 +99,7 @@ def _evaluate(run: AERun, images: torch.Tensor, k: int) -> dict[str, float]:
 def codes(model: AutoEncoder, images: torch.Tensor) -> torch.Tensor:
     """Posterior means (AE: codes) of `images`, on the CPU."""
     model.eval()
-    device = next(model.parameters()).device
-    return torch.cat([model.posterior(images[i:i + 1000].to(device))[0].cpu() for i in range(0, len(images), 1000)])
+    return torch.cat([model.posterior(images[i:i + 1000])[0].cpu() for i in range(0, len(images), 1000)])
 
 
 def linear_probe(train_x, train_y, test_x, test_y, steps: int = 100) -> float:
@@ -271,7 +270,7 @@ def fvae_section(report) -> pd.DataFrame:
 @torch.no_grad()
 def kl_per_dim(run: AERun, images: torch.Tensor) -> torch.Tensor:
     model = run.model.eval()
-    mu, log_var = model.posterior(images.to(next(model.parameters()).device))
+    mu, log_var = model.posterior(images)
     return kl_standard_normal(mu, log_var).mean(0).cpu()
 
 
@@ -324,7 +323,7 @@ def beta_section(report) -> tuple[pd.DataFrame, pd.DataFrame]:
     z = base.repeat(len(top) * len(steps), 1)
     for i, j in enumerate(top):
         z[i * len(steps):(i + 1) * len(steps), j] = steps
-    report.grid(f"traversals_beta{beta:g}", run.model.decode_mean(z.to(next(run.model.parameters()).device)).cpu(),
+    report.grid(f"traversals_beta{beta:g}", run.model.decode_mean(z).cpu(),
                 f"β = {beta:g}: traversal of the {len(top)} latents with the largest KL (one row each, −3…3)",
                 nrow=len(steps), config={"beta": beta, "latents": top.tolist(), "values": steps.tolist()})
     mu = means[beta]

@@ -56,13 +56,12 @@ def model_config(ds: gdata.Dataset, budget: FlowBudget, **overrides) -> FlowConf
 @torch.no_grad()
 def bits_per_dim(model: RealNVP, images: torch.Tensor, seed: int = 0, batch_size: int = 500) -> float:
     """Mean bits/dim of uint8 `images`, with seeded dequantisation noise."""
-    device = next(model.parameters()).device
     model.eval()
     total = 0.0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for i in range(0, len(images), batch_size):
-            total += model.bits_per_dim(images[i:i + batch_size].to(device)).sum().item()
+            total += model.bits_per_dim(images[i:i + batch_size]).sum().item()
     return total / len(images)
 
 
@@ -145,9 +144,8 @@ def temperature_study(run: FlowRun, ys: Yardstick, temperatures, n: int, seed: i
 @torch.no_grad()
 def interpolations(model: RealNVP, a: torch.Tensor, b: torch.Tensor, steps: int = 8) -> torch.Tensor:
     """Rows of images from a to b: encode both, interpolate linearly in z, decode."""
-    device = next(model.parameters()).device
-    za, zb = model.encode(a.to(device)), model.encode(b.to(device))
-    w = torch.linspace(0, 1, steps, device=device)[None, :, None]
+    za, zb = model.encode(a), model.encode(b)
+    w = torch.linspace(0, 1, steps, device=za.device)[None, :, None]
     z = (1 - w) * za[:, None] + w * zb[:, None]
     return model.decode(z.flatten(0, 1)).cpu()
 

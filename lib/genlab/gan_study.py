@@ -53,7 +53,7 @@ def train_vanilla(dataset: str, profile: str | Profile):
         save_torch(samples, run_dir / f"measured_epoch{epoch}.pt")
         m = ys.measure(samples)
         with torch.no_grad():
-            grid = to_uint8(model.generator(fixed.to(next(model.parameters()).device))).cpu()
+            grid = to_uint8(model.generator(fixed.to(model.device))).cpu()
         save_torch(grid, run_dir / f"samples_epoch{epoch}.pt")
         return {"FID": m.fid, "FID floor": m.fid_floor, "coverage": m.coverage, "confidence": m.confidence}
 
