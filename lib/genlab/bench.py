@@ -159,7 +159,8 @@ def _families(profile_name: str = "cpu", batch_scale: int = 1):
     from genlab.autoencoders import AEConfig, AutoEncoder
     from genlab.flow_study import model_config
     from genlab.flows import RealNVP
-    from genlab.gans import ConvGAN, ConvGANConfig, ProGAN, ProGANConfig, ProGANStage
+    from genlab.gans import ConvGAN, ConvGANConfig
+    from genlab.progan import ProGAN, ProGANConfig, ProGANStage
 
     profile = get_profile(profile_name)
     mnist = gdata.load("mnist")

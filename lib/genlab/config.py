@@ -131,8 +131,8 @@ class GANBudget:
     cgan_seeds: int = 2                       # seeds per cGAN variant
     samples: int = 2000                       # per FID / coverage / accuracy measurement
     progan_channels: int = 64
-    progan_lr: float = 1e-3
-    progan_steps: tuple[int, ...] = (600, 600, 600, 300)   # optimiser steps per stage (4, 8, 16, 32)
+    progan_lr: float = 2e-4
+    progan_steps: tuple[int, ...] = (1000, 1500, 1500, 600)   # optimiser steps per stage (4, 8, 16, 32)
     progan_batch: int = 32
     progan_epochs_per_stage: int = 4          # history points per stage (the loop's "epochs")
 

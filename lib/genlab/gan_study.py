@@ -14,10 +14,10 @@ from genlab.atomic import save_torch
 from genlab.cache import code_fingerprint
 from genlab.clusters import cluster_labels, cluster_prior
 from genlab.config import Profile, config_dict, get_profile
-from genlab.gans import (ConvGAN, ConvGANConfig, GANConfig, ProGAN, ProGANConfig, ProGANStage,
-                         VanillaGAN, downsample_to, to_signed, to_uint8)
+from genlab.gans import ConvGAN, ConvGANConfig, GANConfig, VanillaGAN, to_signed, to_uint8
 from genlab.metrics import class_histogram, yardstick
 from genlab.plots import grid_array, plot_histogram
+from genlab.progan import ProGAN, ProGANConfig, ProGANStage, downsample_to
 from genlab.train import fit
 
 COLLAPSE_COVERAGE = 0.8    # below this class coverage an epoch is flagged as mode collapse
@@ -382,7 +382,8 @@ def train_progan(profile: str | Profile):
         cfg = ProGANStage(base, s, steps, previous)
         per_epoch = max(1, steps // b.progan_epochs_per_stage)
         n = per_epoch * b.progan_batch
-        x = ds.x_train[offset % len(ds.x_train):][:n]
+        # Each stage takes the next n training images, wrapping around at the end of the set.
+        x = ds.x_train[(offset + torch.arange(n)) % len(ds.x_train)]
         offset += n
 
         def build(cfg=cfg, prev=prev_model):
@@ -391,8 +392,8 @@ def train_progan(profile: str | Profile):
 
         result = fit(f"progan-stage{s}", build, cfg, (x,), epochs=b.progan_epochs_per_stage,
                      batch_size=b.progan_batch, seed=profile.seed, device=profile.device, precision=profile.precision,
-                     data_id=f"cifar10:train[{offset - n}:{offset}]")
-        stages.append((cfg, result, len(x)))
+                     data_id=f"cifar10:train[{offset - n}:{offset}] mod {len(ds.x_train)}")
+        stages.append((cfg, result, min(n, len(ds.x_train))))
         # The next stage grows from the weights the optimisers trained (G and D as they were matched),
         # not from their EMA: the EMA is for sampling and measuring.
         previous, prev_model = cfg, result.trained
@@ -424,7 +425,7 @@ def progan_section(report) -> pd.DataFrame:
                      "distinct images": n_images, "FID (upsampled to 32)": m.fid,
                      "real floor at this resolution": floor_res, "real floor at 32×32": m.fid_floor,
                      "coverage": m.coverage, "final D loss": h["train_loss_d"].iloc[-1],
-                     "Wasserstein estimate": h["train_wasserstein"].iloc[-1],
+                     "D(x) − D(G(z))": h["train_D(x)"].iloc[-1] - h["train_D(G(z))"].iloc[-1],
                      "train time (min)": result.train_seconds / 60})
         report.grid(f"progan_stage{cfg.stage + 1}", samples[:16],
                     f"ProGAN after stage {cfg.stage + 1} ({res}×{res}, shown upsampled)", nrow=16,
@@ -435,10 +436,10 @@ def progan_section(report) -> pd.DataFrame:
     axes[0].set_title("fade-in α (epoch mean)", fontsize=9)
     axes[1].plot(h["step"], h["train_loss_d"], marker="o", label="D loss")
     axes[1].plot(h["step"], h["train_loss_g"], marker="o", label="G loss")
-    axes[1].set_title("WGAN-GP losses", fontsize=9)
-    axes[2].plot(h["step"], h["train_wasserstein"], marker="o", label="D(real) − D(fake)")
-    axes[2].plot(h["step"], h["train_gp"], marker="o", label="gradient penalty")
-    axes[2].set_title("critic", fontsize=9)
+    axes[1].set_title("hinge losses", fontsize=9)
+    axes[2].plot(h["step"], h["train_D(x)"], marker="o", label="D(x)")
+    axes[2].plot(h["step"], h["train_D(G(z))"], marker="o", label="D(G(z))")
+    axes[2].set_title("discriminator scores (hinge margin ±1)", fontsize=9)
     for ax in axes:
         for s_end in h.groupby("stage")["step"].max().tolist()[:-1]:
             ax.axvline(s_end, color="grey", ls=":", lw=1)
@@ -502,11 +503,11 @@ def discussion(vanilla: pd.DataFrame, conv: tuple[pd.DataFrame, pd.DataFrame], c
                + ", ".join(f"{f / fl:.1f}×" for f, fl in zip(fids, floors))
                + f" that floor ({', '.join(progan['resolution'])}), after "
                + ", ".join(str(v) for v in progan["steps"]) + " optimiser steps per stage."
-               + f" The last stage ends with D loss {progan['final D loss'].iloc[-1]:.3f} and a Wasserstein "
-               f"estimate of {progan['Wasserstein estimate'].iloc[-1]:.3f}: a WGAN-GP critic's loss is not a "
-               f"probability, "
-               + ("and it has not collapsed to 0 the way the seed's BCE discriminator did."
-                  if abs(progan['final D loss'].iloc[-1]) > 1e-3 else "yet here it is near 0: the critic gives no signal.")
+               + f" The last stage ends with hinge D loss {progan['final D loss'].iloc[-1]:.3f} (2 = D cannot tell "
+               f"real from fake, 0 = it separates them by the full margin) and a score gap D(x) − D(G(z)) of "
+               f"{progan['D(x) − D(G(z))'].iloc[-1]:.3f}: "
+               + ("the discriminator has not won the way the seed's BCE discriminator did (loss 0.0000)."
+                  if progan['final D loss'].iloc[-1] > 0.1 else "the discriminator is winning.")
                + f" Resolutions reached: {', '.join(progan['resolution'])}.")
     if profile == "smoke":
         out.append("*This is the `smoke` profile: tiny models trained for seconds; the numbers only show that the "
@@ -539,7 +540,8 @@ def hyperparameter_table(profile: str | Profile) -> pd.DataFrame:
          "stabilisers": "as the conv GAN", "optimiser": "as the conv GAN", "batch": b.batch_size},
         {"model": "ProGAN", "architecture": f"{pg.channels} channels per block, resolutions "
                                             f"{'→'.join(map(str, pg.resolutions[:len(b.progan_steps)]))}",
-         "loss": f"WGAN-GP, λ {pg.gp_weight:g}, drift {pg.drift:g}",
-         "stabilisers": "fade-in, pixel norm, minibatch std, equalised LR",
+         "loss": "hinge",
+         "stabilisers": f"fade-in, spectral norm and minibatch std in D, pixel norm and equalised LR in G, "
+                        f"EMA of G ({pg.ema})",
          "optimiser": f"Adam lr {pg.lr:g}, β {pg.betas}", "batch": b.progan_batch},
     ])
