@@ -104,10 +104,13 @@ def test_a_failing_notebook_keeps_the_previous_report(tmp_path, monkeypatch, cap
 
 
 @pytest.mark.slow
-def test_smoke_build_of_all_notebooks(tmp_path, capsys):
+def test_smoke_build_of_all_notebooks(tmp_path, capfd):
     reports = tmp_path / "reports"
-    assert build.main(["--profile", "smoke", "--no-pdf", "--reports", str(reports)]) == 0, capsys.readouterr().err
-    err = capsys.readouterr().err
+    # Default jobs: on a machine with 2 or more cores the notebooks run in lanes (subprocesses, hence capfd).
+    assert build.main(["--profile", "smoke", "--no-pdf", "--reports", str(reports)]) == 0, capfd.readouterr().err
+    err = capfd.readouterr().err
+    lanes = "lanes side by side" in err
+    assert lanes == (build.default_jobs() > 1)
     assert "realnvp-mnist epoch 1/1" in err and "gan-mnist epoch 2/2 | FID" in err and "TCP" not in err
     index = (reports / "index.html").read_text()
     for name in build.NOTEBOOKS:
@@ -128,9 +131,12 @@ def test_smoke_build_of_all_notebooks(tmp_path, capsys):
     measured = {p.stem for p in (reports / "samples").glob("*/measured_*.pt")}
     assert {"measured_temperature_mnist_T0.7", "measured_vanilla_mnist_epoch2", "measured_cgan_ms_fm_fashion_mnist_seed0", "measured_convgan_mnist", "measured_convgan_mnist_ablation_raw",
             "measured_progan_stage4"} <= measured
-    # The classifiers trained in the flows build; the later notebooks reused them.
-    assert "False" in yardstick_table(reports / "flows.ipynb")
+    # The classifiers trained once - before the lanes started, or in the flows build - and the later
+    # notebooks reused them.
+    assert ("False" in yardstick_table(reports / "flows.ipynb")) != lanes
     assert "False" not in yardstick_table(reports / "autoencoders.ipynb")
+    if lanes:
+        assert "yardstick mnist: ready" in err and json.loads((reports / "gans.json").read_text())["threads"] == 1
     # A second build with nothing changed trains nothing: every classifier comes from the cache.
     assert build.main(["--profile", "smoke", "--no-pdf", "--notebooks", "flows", "--reports", str(reports)]) == 0
     table = yardstick_table(reports / "flows.ipynb")
@@ -154,8 +160,27 @@ def test_estimates_use_the_last_build_unless_the_model_cache_is_empty(tmp_path):
     reports.mkdir()
     (reports / "flows.json").write_text(json.dumps({"profile": "cpu", "started_at": "2026-11-26T00:00:00+00:00",
                                                     "wall_time_s": 120.0, "headlines": []}))
-    cold, source = build.estimates(reports, "cpu", ["flows"])
+    cold, source = build.estimates(reports, "cpu", ["flows"], threads=2)
     assert cold["flows"] == 60 * build.ESTIMATE_MIN["cpu"]["flows"] and "cold" in source
+    one_thread, _ = build.estimates(reports, "cpu", ["flows"], threads=1)
+    assert one_thread["flows"] == cold["flows"] * build.ONE_THREAD_SLOWDOWN
     (cache_dir() / "runs" / "realnvp-mnist-0123").mkdir(parents=True)
-    warm, source = build.estimates(reports, "cpu", ["flows"])
+    warm, source = build.estimates(reports, "cpu", ["flows"], threads=2)
     assert warm["flows"] == 120.0 and source == "the last build here"
+    # A build measured on one thread (a lane) is expected to run faster on two.
+    meta = json.loads((reports / "flows.json").read_text())
+    (reports / "flows.json").write_text(json.dumps({**meta, "threads": 1}))
+    assert build.estimates(reports, "cpu", ["flows"], threads=2)[0]["flows"] == 120.0 / build.ONE_THREAD_SLOWDOWN
+
+
+def test_lanes_put_the_longest_notebook_alone_and_keep_the_given_order_within_a_lane():
+    expected = {"flows": 34.0, "autoencoders": 17.0, "gans": 52.0}
+    assert build.plan_lanes(expected, 2) == [["gans"], ["flows", "autoencoders"]]
+    assert build.plan_lanes(expected, 1) == [["flows", "autoencoders", "gans"]]
+    assert sorted(map(len, build.plan_lanes(expected, 5))) == [1, 1, 1]
+    assert build.plan_lanes({"flows": 10.0, "gans": 1.0}, 2) == [["flows"], ["gans"]]
+
+
+def test_jobs_must_be_positive(capsys, tmp_path):
+    assert build.main(["--profile", "smoke", "--jobs", "0", "--no-pdf", "--reports", str(tmp_path)]) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err

@@ -9,6 +9,11 @@ report in place and names the notebook and the cell that failed.
     python -m genlab.build --profile smoke --notebooks flows --no-pdf
     python -m genlab.build -p seed=1        # any parameter of the notebooks
 
+On a CPU with two or more cores the notebooks run side by side in lanes (`--jobs`),
+one thread each: these small models gain little from a second thread, and two
+one-thread processes together train 1.3-1.7x as many images per second as one
+two-thread process (see ONE_THREAD_SLOWDOWN).
+
 A build whose parameters change anything writes beside the default report, into
 reports/runs/<name>/ (`--name`, or a name made from the parameters), and
 reports/index.html lists every run with what it changed and its headline numbers.
@@ -48,24 +53,88 @@ ESTIMATE_MIN = {"smoke": {"flows": 0.4, "autoencoders": 0.4, "gans": 0.5},
                 "gpu": {"flows": 7, "autoencoders": 7, "gans": 7}}
 
 
-def estimates(reports: Path, profile: str, notebooks: list[str]) -> tuple[dict[str, float], str]:
-    """Seconds each notebook is expected to take, and where the numbers come from: the last
-    build of the same profile here (its measured wall time), else - or when the model cache is
-    empty, so that everything trains again - the profile's table of cold times."""
+# How much longer training takes on one thread than on two, measured with `make bench`'s model families
+# on 2 AMD EPYC cores (bf16): flow 1.21x, VAE 1.27x, ProGAN 1.46x, classifier 1.58x, conv GAN 1.63x.
+# Two one-thread processes side by side each kept their one-thread speed (flow 179 and 165 images/s
+# against 169 alone), so two lanes of notebooks at one thread each beat one lane at two threads.
+ONE_THREAD_SLOWDOWN = 1.45
+TABLE_THREADS = 2   # ESTIMATE_MIN was measured with this many threads
+
+
+def default_jobs() -> int:
+    """Lanes of notebooks to run side by side: one per pair of CPU cores' worth of gain - two on a
+    CPU with two or more cores, one when a GPU does the training (the lanes would share it)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return 1
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def lane_threads(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
+def _thread_factor(measured_threads: int, threads: int) -> float:
+    """Time at `threads` over time at `measured_threads` (1 when equal)."""
+    if measured_threads == threads:
+        return 1.0
+    return ONE_THREAD_SLOWDOWN if threads < measured_threads else 1 / ONE_THREAD_SLOWDOWN
+
+
+def estimates(reports: Path, profile: str, notebooks: list[str],
+              threads: int | None = None) -> tuple[dict[str, float], str]:
+    """Seconds each notebook is expected to take on `threads` CPU threads (default: this machine's
+    cores), and where the numbers come from: the last build of the same profile here (its measured
+    wall time), else - or when the model cache is empty, so that everything trains again - the
+    profile's table of cold times."""
     from genlab.paths import cache_dir
 
+    threads = threads or os.cpu_count() or 1
     cold = not any((cache_dir() / "runs").glob("*"))
     out, measured = {}, 0
     for name in notebooks:
         meta, _ = _read_meta(reports / f"{name}.json") if (reports / f"{name}.json").exists() else (None, None)
         if meta and meta["profile"] == profile and not cold:
-            out[name] = float(meta["wall_time_s"])
+            out[name] = float(meta["wall_time_s"]) * _thread_factor(int(meta.get("threads", threads)), threads)
             measured += 1
         else:
-            out[name] = 60.0 * ESTIMATE_MIN.get(profile, {}).get(name, 10)
+            out[name] = 60.0 * ESTIMATE_MIN.get(profile, {}).get(name, 10) * _thread_factor(TABLE_THREADS, threads)
     source = ("the last build here" if measured == len(notebooks) else
               "the profile's measured cold times" if not measured else "the last build and the profile's table")
     return out, source
+
+
+def plan_lanes(expected: dict[str, float], jobs: int) -> list[list[str]]:
+    """The notebooks split over at most `jobs` lanes: the longest first, each onto the lane with the
+    least expected work so far. Within a lane, notebooks keep the order they were given in."""
+    lanes: list[list[str]] = [[] for _ in range(max(1, jobs))]
+    load = [0.0] * len(lanes)
+    for name in sorted(expected, key=lambda n: -expected[n]):
+        i = load.index(min(load))
+        lanes[i].append(name)
+        load[i] += expected[name]
+    order = list(expected)
+    return [sorted(lane, key=order.index) for lane in lanes if lane]
+
+
+# Yardstick classifiers that only one notebook uses, trained in another lane before its notebooks
+# (the GANs notebook needs CIFAR-10's only in its last section); the ones several notebooks use are
+# trained once, before the lanes start.
+LATE_YARDSTICKS = {"gans": ("cifar10",)}
+
+
+def prepare_yardsticks(datasets: list[str], profile: str) -> None:
+    """Train (or load) the yardstick classifiers of `datasets` and their FID reference statistics and
+    floor, so that no two lanes train the same classifier at once."""
+    from genlab.metrics import yardstick
+
+    for dataset in datasets:
+        t0 = time.perf_counter()
+        print(f"[genlab] yardstick {dataset} (profile {profile}) ...", file=sys.stderr, flush=True)
+        yardstick(dataset, profile).fid_floor
+        print(f"[genlab] yardstick {dataset}: ready in {(time.perf_counter() - t0) / 60:.1f} min",
+              file=sys.stderr, flush=True)
 
 
 def pdf_available() -> bool:
@@ -409,6 +478,12 @@ def main(argv: list[str] | None = None) -> int:
                              "report when no parameter changes anything, else a name made from the parameters)")
     parser.add_argument("--no-pdf", action="store_true", help="build HTML only")
     parser.add_argument("--reports", type=Path, default=REPO_ROOT / "reports", help="output folder")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="notebooks to run side by side, each on cores/N threads (default: 2 on a CPU "
+                             "with 2 or more cores, 1 with a GPU)")
+    # Used by the lanes the builder starts itself:
+    parser.add_argument("--yardsticks", nargs="*", default=[], help=argparse.SUPPRESS)
+    parser.add_argument("--no-index", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     try:
@@ -441,7 +516,17 @@ def main(argv: list[str] | None = None) -> int:
         pdf = False
     out = args.reports if run is None else args.reports / "runs" / run
     out.mkdir(parents=True, exist_ok=True)
-    expected, source = estimates(out, args.profile, args.notebooks)
+    jobs = min(len(args.notebooks), args.jobs if args.jobs is not None else default_jobs())
+    if jobs < 1:
+        print("error: --jobs must be at least 1", file=sys.stderr)
+        return 2
+    if jobs > 1:
+        return build_in_lanes(args, jobs, out, pdf)
+    if args.yardsticks:
+        prepare_yardsticks(args.yardsticks, args.profile)
+    # A lane's builder runs on the threads its parent gave it (OMP_NUM_THREADS), the kernels too.
+    threads = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+    expected, source = estimates(out, args.profile, args.notebooks, threads=threads)
     print(f"[genlab] expected build time: about {sum(expected.values()) / 60:.1f} min ("
           + ", ".join(f"{n} ~{s / 60:.1f}" for n, s in expected.items())
           + f"; from {source}; less when trained models are in the cache)", file=sys.stderr, flush=True)
@@ -456,11 +541,54 @@ def main(argv: list[str] | None = None) -> int:
         except GenlabError as e:
             failures += 1
             print(f"error: {e}", file=sys.stderr, flush=True)
-    index, notes = write_index(args.reports)
+    if not args.no_index:
+        _write_index_and_say(args.reports)
+    return 1 if failures else 0
+
+
+def _write_index_and_say(reports: Path) -> None:
+    index, notes = write_index(reports)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"[genlab] index: {index}", file=sys.stderr)
-    return 1 if failures else 0
+
+
+def build_in_lanes(args, jobs: int, out: Path, pdf: bool) -> int:
+    """Run the notebooks in `jobs` lanes side by side, each lane a builder process of its own on
+    cores/jobs threads; the yardstick classifiers that several notebooks share are trained first,
+    with every thread. Returns 1 when any notebook failed (the others are published)."""
+    import subprocess
+
+    threads = lane_threads(jobs)
+    expected, source = estimates(out, args.profile, args.notebooks, threads=threads)
+    lanes = plan_lanes(expected, jobs)
+    late = {name: ds for nb in args.notebooks for name, ds in LATE_YARDSTICKS.items() if nb == name}
+    shared = [d for d in needed_datasets(args.notebooks) if d not in {x for ds in late.values() for x in ds}]
+    extra: dict[int, list[str]] = {}
+    for owner, datasets in late.items():
+        # Another lane trains the late yardstick first, the one with the least work.
+        others = [i for i, lane in enumerate(lanes) if owner not in lane] or [0]
+        i = min(others, key=lambda k: sum(expected[n] for n in lanes[k]))
+        extra.setdefault(i, []).extend(datasets)
+    print(f"[genlab] {len(lanes)} lanes side by side, {threads} thread(s) each: "
+          + " | ".join(", ".join(([f"yardstick {d}" for d in extra.get(i, [])]) + lane)
+                       for i, lane in enumerate(lanes))
+          + f"; expected about {max(sum(expected[n] for n in lane) for lane in lanes) / 60:.1f} min after the "
+            f"shared yardsticks (from {source}; less when trained models are in the cache)",
+          file=sys.stderr, flush=True)
+    prepare_yardsticks(shared, args.profile)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    procs = []
+    for i, lane in enumerate(lanes):
+        cmd = [sys.executable, "-m", "genlab.build", "--profile", args.profile, "--notebooks", *lane,
+               "--jobs", "1", "--no-index", "--reports", str(args.reports)]
+        cmd += [x for p in args.param for x in ("-p", p)]
+        cmd += (["--name", args.name] if args.name else []) + ([] if pdf else ["--no-pdf"])
+        cmd += (["--yardsticks", *extra[i]] if i in extra else [])
+        procs.append(subprocess.Popen(cmd, env=env))
+    codes = [p.wait() for p in procs]
+    _write_index_and_say(args.reports)
+    return 0 if all(c == 0 for c in codes) else 1
 
 
 if __name__ == "__main__":

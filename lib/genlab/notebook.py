@@ -77,7 +77,8 @@ class Report:
         save_json({"notebook": self.notebook, "profile": self.profile.name, "params": self.params,
                    "run": self.run_name, "changed": describe_changes(self.changed),
                    "started_at": self.started_at, "wall_time_s": round(self.wall_time, 1),
-                   "device": str(self.profile.device), "headlines": self.headlines}, path)
+                   "device": str(self.profile.device), "threads": torch.get_num_threads(),
+                   "headlines": self.headlines}, path)
         return path
 
     def save_samples(self, name: str, images: torch.Tensor, config: dict | None = None) -> Path:
