@@ -129,12 +129,28 @@ def prepare_yardsticks(datasets: list[str], profile: str) -> None:
     floor, so that no two lanes train the same classifier at once."""
     from genlab.metrics import yardstick
 
-    for dataset in datasets:
-        t0 = time.perf_counter()
-        print(f"[genlab] yardstick {dataset} (profile {profile}) ...", file=sys.stderr, flush=True)
-        yardstick(dataset, profile).fid_floor
-        print(f"[genlab] yardstick {dataset}: ready in {(time.perf_counter() - t0) / 60:.1f} min",
-              file=sys.stderr, flush=True)
+    if not datasets:
+        return
+    env_before = dict(os.environ)
+    folder = Path(tempfile.mkdtemp(prefix="genlab-yardsticks-"))
+    # One line per epoch, as the notebooks' training reports it (no progress bars in a build's log).
+    os.environ["GENLAB_PROGRESS"] = "0"
+    os.environ["GENLAB_PROGRESS_LOG"] = str(folder / "progress.jsonl")
+    progress = ProgressPrinter("yardsticks", folder / "progress.jsonl", None)
+    progress.start()
+    try:
+        for dataset in datasets:
+            t0 = time.perf_counter()
+            print(f"[genlab] yardstick {dataset} (profile {profile}) ...", file=sys.stderr, flush=True)
+            yardstick(dataset, profile).fid_floor
+            progress.stop_and_flush()
+            print(f"[genlab] yardstick {dataset}: ready in {(time.perf_counter() - t0) / 60:.1f} min",
+                  file=sys.stderr, flush=True)
+    finally:
+        progress.stop()
+        os.environ.clear()
+        os.environ.update(env_before)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def pdf_available() -> bool:
@@ -332,6 +348,7 @@ class ProgressPrinter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._offset = 0
+        self._lock = threading.Lock()   # the printing thread and stop() / stop_and_flush() share the offset
 
     def start(self) -> None:
         self._thread.start()
@@ -341,11 +358,19 @@ class ProgressPrinter:
         self._thread.join(timeout=5)
         self._print_new()
 
+    def stop_and_flush(self) -> None:
+        """Print what the log holds so far (the printer keeps running)."""
+        self._print_new()
+
     def _run(self) -> None:
         while not self._stop.wait(1.0):
             self._print_new()
 
     def _print_new(self) -> None:
+        with self._lock:
+            self._print_new_unlocked()
+
+    def _print_new_unlocked(self) -> None:
         try:
             with open(self.log) as f:
                 f.seek(self._offset)

@@ -70,6 +70,9 @@ class FlowBudget:
     lr: float = 2e-3
     invconv: bool = True           # Glow's invertible 1x1 convolutions before the channel couplings
     ema: float = 0.999             # EMA of the weights for evaluation and sampling (0: none)
+    # How the integer pixels become continuous: uniform noise, or noise from a learned q(u | x)
+    # (genlab.dequantization; the sweep measures it against uniform).
+    dequantization: str = knob("uniform", choices=("uniform", "variational"))
     samples: int = 2000            # samples per temperature for FID / confidence / coverage
     temperatures: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     sweep_subset: int = 10000      # training images each hyperparameter variant sees
@@ -215,7 +218,8 @@ PROFILES: dict[str, Profile] = {
                          sweep_subset=20000, sweep_epochs=2, sweep_eval=10000),
         # Sized from `make bench ARGS="--device cuda --profile gpu --batch-scale 4"` on one H100 (training
         # images/s: VAE 22k at batch 128, 100k at 512; conv GAN 4k at 64, 13-15k at 256; ProGAN 32x32 1.8k
-        # at 64) for about 7 min per notebook; only the flows budget has run on a GPU so far.
+        # at 64, measured with the WGAN-GP ProGAN, which the hinge loss has since replaced - no second
+        # backward pass, so faster) for about 7 min per notebook; only the flows budget has run on a GPU.
         autoencoders=AEBudget(ae_epochs=20, vae_epochs=20, batch_size=512, lr=2e-3, width=64, vae_latent=32,
                               seeds=3, betas=(1.0, 2.0, 4.0, 8.0), iwae_k=1000, eval_images=5000),
         gans=GANBudget(vanilla_epochs=30, cgan_epochs=2, conv_epochs=5, batch_size=256, cgan_seeds=2, samples=10000,

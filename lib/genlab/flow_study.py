@@ -13,6 +13,7 @@ import torch
 from genlab import data as gdata
 from genlab.cache import json_memo
 from genlab.config import FlowBudget, Profile, config_dict, get_profile, replace
+from genlab.dequantization import DequantizerConfig, VariationallyDequantizedRealNVP
 from genlab.flows import LOG2, AffineCoupling, FlowConfig, MultiScaleFlow, RealNVP, Squeeze
 from genlab.metrics import Yardstick
 from genlab.train import FitResult, fit
@@ -68,21 +69,27 @@ def bits_per_dim(model: RealNVP, images: torch.Tensor, seed: int = 0, batch_size
 def train(dataset: str, profile: str | Profile, *, train_images: int | None = None,
           epochs: int | None = None, batch_size: int | None = None, eval_images: int = 0,
           name: str = "realnvp", seed: int | None = None, precision: str | None = None,
-          raw_weights: bool = False, **overrides) -> FlowRun:
+          raw_weights: bool = False, dequantization: str | None = None, **overrides) -> FlowRun:
     """Train (or load) RealNVP on `dataset`; measure bits/dim on the test set.
 
-    `overrides` change FlowConfig fields (scales, hidden, masks, actnorm, lr, ...).
+    `overrides` change FlowConfig fields (scales, hidden, masks, actnorm, lr, ...);
+    `dequantization` is "uniform" or "variational" (default: the budget's).
     """
     profile = get_profile(profile)
     budget = profile.flows
     ds = gdata.load(dataset)
     cfg = model_config(ds, budget, **overrides)
+    if (dequantization or budget.dequantization) == "variational":
+        dq = DequantizerConfig()
+        build, key = (lambda: VariationallyDequantizedRealNVP(cfg, dq)), {"flow": cfg, "dequantizer": dq}
+    else:
+        build, key = (lambda: RealNVP(cfg)), cfg
     n_train = train_images or budget.train_subset or len(ds.x_train)
     epochs = epochs or budget.epochs
     batch_size = batch_size or budget.batch_size
     n_val = min(budget.val_images, len(ds.x_test))
     result = fit(
-        f"{name}-{ds.name}", lambda: RealNVP(cfg), cfg, (ds.x_train[:n_train],),
+        f"{name}-{ds.name}", build, key, (ds.x_train[:n_train],),
         epochs=epochs, batch_size=batch_size, seed=profile.seed if seed is None else seed,
         device=profile.device, precision=precision or profile.precision,
         data_id=f"{ds.name}:train[:{n_train}]", val=(ds.x_test[:n_val],),
@@ -175,6 +182,7 @@ SWEEP = [
     ("batch 512", lambda c: {}, {"batch_size": 512}),
     ("batch 2048", lambda c: {}, {"batch_size": 2048}),
     ("lr ÷2", lambda c: {"lr": c.lr / 2}, {}),
+    ("variational dequantisation", lambda c: {}, {"dequantization": "variational"}),
 ]
 
 
@@ -191,7 +199,8 @@ def sweep(dataset: str, profile: str | Profile, variants=SWEEP) -> pd.DataFrame:
         run = train(ds.name, profile, name="realnvp-sweep", train_images=budget.sweep_subset,
                     epochs=budget.sweep_epochs, batch_size=bs, eval_images=budget.sweep_eval,
                     seed=train_kw.get("seed"), precision=train_kw.get("precision"),
-                    raw_weights=train_kw.get("raw_weights", False), **resolved)
+                    raw_weights=train_kw.get("raw_weights", False),
+                    dequantization=train_kw.get("dequantization"), **resolved)
         rows.append({
             "variant": label,
             "changed": ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
@@ -200,6 +209,7 @@ def sweep(dataset: str, profile: str | Profile, variants=SWEEP) -> pd.DataFrame:
             "steps": int(run.train_images // bs * budget.sweep_epochs),
             "test bits/dim": run.test_bpd,
             "precision": run.fit.precision,
+            "dequantisation": train_kw.get("dequantization", budget.dequantization),
             "train time (s)": run.fit.train_seconds,
         })
     return pd.DataFrame(rows)
@@ -345,7 +355,8 @@ def _sweep_value(sweep: pd.DataFrame, variant: str, column: str = "test bits/dim
 
 # Sweep rows the discussion names on their own; every other row is listed with its difference.
 _SWEEP_DISCUSSED = {"baseline", "baseline, another seed", "− EMA (raw weights of the baseline run)",
-                    "− invertible 1×1 convs", "float32 instead of bf16", "batch 512", "batch 2048"}
+                    "− invertible 1×1 convs", "float32 instead of bf16", "batch 512", "batch 2048",
+                    "variational dequantisation"}
 
 
 def discussion(runs: dict[str, FlowRun], temps: dict[str, pd.DataFrame], sweep: pd.DataFrame | None,
@@ -395,16 +406,24 @@ def discussion(runs: dict[str, FlowRun], temps: dict[str, pd.DataFrame], sweep: 
             sig = "within" if abs(d) <= max(noise, 1e-9) * 1.5 else "beyond"
             return f"{_sweep_value(sweep, v):.3f} ({d:+.3f}, {sig} the seed-to-seed spread of {noise:.3f})"
         prec = sweep.loc[sweep["variant"] == "baseline", "precision"].iloc[0]
+        def time_ratio(v):
+            return (_sweep_value(sweep, v, "train time (s)")
+                    / max(_sweep_value(sweep, "baseline", "train time (s)"), 1e-9))
         components = (f"What each new component buys: EMA of the weights — without it "
                       f"{delta('− EMA (raw weights of the baseline run)')}; invertible 1×1 convolutions — without "
                       f"them {delta('− invertible 1×1 convs')}. ")
+        if "variational dequantisation" in set(sweep["variant"]):
+            components += (f"Variational dequantisation (a small conditional flow draws the noise u from q(u | x) "
+                           f"and −log q joins the bound) instead of the baseline's "
+                           f"{sweep.loc[sweep['variant'] == 'baseline', 'dequantisation'].iloc[0]} noise: "
+                           f"{delta('variational dequantisation')}, in "
+                           f"{time_ratio('variational dequantisation'):.2f}× the time. ")
         if prec == "fp32":
             components += ("This machine's probe chose float32 for the baseline (bf16 is not faster here), so the "
                            "float32 row is the baseline itself. ")
         else:
             components += (f"Mixed precision: the baseline trained its coupling networks in {prec}; in float32 "
-                           f"{delta('float32 instead of bf16')}, in "
-                           f"{_sweep_value(sweep, 'float32 instead of bf16', 'train time (s)') / max(_sweep_value(sweep, 'baseline', 'train time (s)'), 1e-9):.2f}× "
+                           f"{delta('float32 instead of bf16')}, in {time_ratio('float32 instead of bf16'):.2f}× "
                            f"the time. ")
         out.append(
             "**Sweep (MNIST, short budget).** Baseline "
