@@ -118,12 +118,6 @@ def plan_lanes(expected: dict[str, float], jobs: int) -> list[list[str]]:
     return [sorted(lane, key=order.index) for lane in lanes if lane]
 
 
-# Yardstick classifiers that only one notebook uses, trained in another lane before its notebooks
-# (the GANs notebook needs CIFAR-10's only in its last section); the ones several notebooks use are
-# trained once, before the lanes start.
-LATE_YARDSTICKS = {"gans": ("cifar10",)}
-
-
 def prepare_yardsticks(datasets: list[str], profile: str) -> None:
     """Train (or load) the yardstick classifiers of `datasets` and their FID reference statistics and
     floor, so that no two lanes train the same classifier at once."""
@@ -507,7 +501,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="notebooks to run side by side, each on cores/N threads (default: 2 on a CPU "
                              "with 2 or more cores, 1 with a GPU)")
     # Used by the lanes the builder starts itself:
-    parser.add_argument("--yardsticks", nargs="*", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--no-index", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -547,8 +540,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if jobs > 1:
         return build_in_lanes(args, jobs, out, pdf)
-    if args.yardsticks:
-        prepare_yardsticks(args.yardsticks, args.profile)
     # A lane's builder runs on the threads its parent gave it (OMP_NUM_THREADS), the kernels too.
     threads = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
     expected, source = estimates(out, args.profile, args.notebooks, threads=threads)
@@ -580,36 +571,29 @@ def _write_index_and_say(reports: Path) -> None:
 
 def build_in_lanes(args, jobs: int, out: Path, pdf: bool) -> int:
     """Run the notebooks in `jobs` lanes side by side, each lane a builder process of its own on
-    cores/jobs threads; the yardstick classifiers that several notebooks share are trained first,
-    with every thread. Returns 1 when any notebook failed (the others are published)."""
+    cores/jobs threads; the yardstick classifiers are trained first, with every thread. Returns 1
+    when any notebook failed (the others are published)."""
     import subprocess
 
     threads = lane_threads(jobs)
     expected, source = estimates(out, args.profile, args.notebooks, threads=threads)
     lanes = plan_lanes(expected, jobs)
-    late = {name: ds for nb in args.notebooks for name, ds in LATE_YARDSTICKS.items() if nb == name}
-    shared = [d for d in needed_datasets(args.notebooks) if d not in {x for ds in late.values() for x in ds}]
-    extra: dict[int, list[str]] = {}
-    for owner, datasets in late.items():
-        # Another lane trains the late yardstick first, the one with the least work.
-        others = [i for i, lane in enumerate(lanes) if owner not in lane] or [0]
-        i = min(others, key=lambda k: sum(expected[n] for n in lanes[k]))
-        extra.setdefault(i, []).extend(datasets)
     print(f"[genlab] {len(lanes)} lanes side by side, {threads} thread(s) each: "
-          + " | ".join(", ".join(([f"yardstick {d}" for d in extra.get(i, [])]) + lane)
-                       for i, lane in enumerate(lanes))
+          + " | ".join(", ".join(lane) for lane in lanes)
           + f"; expected about {max(sum(expected[n] for n in lane) for lane in lanes) / 60:.1f} min after the "
-            f"shared yardsticks (from {source}; less when trained models are in the cache)",
+            f"yardstick classifiers (from {source}; less when trained models are in the cache)",
           file=sys.stderr, flush=True)
-    prepare_yardsticks(shared, args.profile)
+    # Every notebook measures with the yardsticks from its first section on (the GANs notebook's
+    # overview includes CIFAR-10): train them once, with every thread, before the lanes start, or
+    # two lanes would train the same classifier side by side.
+    prepare_yardsticks(needed_datasets(args.notebooks), args.profile)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     procs = []
-    for i, lane in enumerate(lanes):
+    for lane in lanes:
         cmd = [sys.executable, "-m", "genlab.build", "--profile", args.profile, "--notebooks", *lane,
                "--jobs", "1", "--no-index", "--reports", str(args.reports)]
         cmd += [x for p in args.param for x in ("-p", p)]
         cmd += (["--name", args.name] if args.name else []) + ([] if pdf else ["--no-pdf"])
-        cmd += (["--yardsticks", *extra[i]] if i in extra else [])
         procs.append(subprocess.Popen(cmd, env=env))
     codes = [p.wait() for p in procs]
     _write_index_and_say(args.reports)
