@@ -67,8 +67,11 @@ def _probe_step(dtype: torch.dtype | None, repeats: int = 4) -> float:
 
 @functools.lru_cache(maxsize=None)
 def cpu_bf16_speedup() -> float:
-    """float32 time / bf16 time of the probe step on this CPU (remembered in the cache)."""
-    key = f"{cpu_model()} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+    """float32 time / bf16 time of the probe step on this CPU (remembered in the cache). Probed once
+    per CPU model, whatever the thread count: a build's lanes (one thread each) must resolve "auto"
+    as the builder did, or a noisy probe would change the precision - and so the cache key - of
+    models the builder has already trained."""
+    key = f"{cpu_model()} | torch {torch.__version__}"
     path = cache_dir() / "precision-probe.json"
     try:
         known = json.loads(path.read_text())
