@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import errno
 import html
 import json
@@ -128,25 +129,17 @@ def prepare_yardsticks(datasets: list[str], profile: str) -> None:
 
     if not datasets:
         return
-    env_before = dict(os.environ)
     folder = Path(tempfile.mkdtemp(prefix="genlab-yardsticks-"))
-    # One line per epoch, as the notebooks' training reports it (no progress bars in a build's log).
-    os.environ["GENLAB_PROGRESS"] = "0"
-    os.environ["GENLAB_PROGRESS_LOG"] = str(folder / "progress.jsonl")
-    progress = ProgressPrinter("yardsticks", folder / "progress.jsonl", None)
-    progress.start()
     try:
-        for dataset in datasets:
-            t0 = time.perf_counter()
-            print(f"[genlab] yardstick {dataset} (profile {profile}) ...", file=sys.stderr, flush=True)
-            yardstick(dataset, profile).fid_floor
-            progress.stop_and_flush()
-            print(f"[genlab] yardstick {dataset}: ready in {(time.perf_counter() - t0) / 60:.1f} min",
-                  file=sys.stderr, flush=True)
+        with printing_progress("yardsticks", folder / "progress.jsonl", None) as progress:
+            for dataset in datasets:
+                t0 = time.perf_counter()
+                print(f"[genlab] yardstick {dataset} (profile {profile}) ...", file=sys.stderr, flush=True)
+                yardstick(dataset, profile).fid_floor
+                progress.flush()
+                print(f"[genlab] yardstick {dataset}: ready in {(time.perf_counter() - t0) / 60:.1f} min",
+                      file=sys.stderr, flush=True)
     finally:
-        progress.stop()
-        os.environ.clear()
-        os.environ.update(env_before)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -255,52 +248,48 @@ def build_notebook(name: str, profile: str, params: dict, reports: Path, pdf: bo
     # Kernel sockets: a short private folder (Unix socket paths are limited to ~100 characters).
     sockets = Path(tempfile.mkdtemp(prefix="genlab-kernel-"))
     env_before = dict(os.environ)
-    # The kernel inherits these: outputs go to staging, progress bars stay out of the report
-    # (one line per epoch goes to the progress log, which the builder prints), and 'python'
-    # in the kernel spec resolves to this environment's interpreter.
+    # The kernel inherits these: outputs go to staging, and 'python' in the kernel spec resolves to
+    # this environment's interpreter (printing_progress below keeps progress bars out of the report).
     os.environ["GENLAB_REPORT_DIR"] = str(staging)
-    os.environ["GENLAB_PROGRESS"] = "0"
-    os.environ["GENLAB_PROGRESS_LOG"] = str(staging / "progress.jsonl")
     os.environ["GENLAB_RUN_NAME"] = run
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     t0 = time.perf_counter()
-    progress = ProgressPrinter(name, staging / "progress.jsonl", estimate_s)
-    progress.start()
     try:
-        executed = staging / f"{name}.ipynb"
-        try:
-            papermill.execute_notebook(
-                str(source), str(executed), parameters={"profile": profile, **params},
-                kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False,
-                request_save_on_cell_execute=False, kernel_manager_class=_ipc_kernel_manager(sockets),
-            )
-        except PapermillExecutionError as e:
-            if e.ename == "OSError" and "No space left" in str(e.evalue):
-                raise OSError(errno.ENOSPC, "No space left on device") from None
-            failed = reports / "failed" / f"{name}.ipynb"
-            failed.parent.mkdir(parents=True, exist_ok=True)
-            if executed.exists():
-                shutil.copy(executed, failed)
-            shown = failed.relative_to(REPO_ROOT) if failed.is_relative_to(REPO_ROOT) else failed
-            last = str(e.evalue).strip().splitlines()
-            raise GenlabError(
-                f"notebook {name} failed in cell {e.cell_index} (execution count {e.exec_count}): "
-                f"{e.ename}: {last[-1] if last else ''}; the previous report is kept; the failed run "
-                f"is in {shown}"
-            ) from None
-        _export(executed, staging, name, pdf)
-        # Publish: notebook, HTML, PDF, headline numbers, samples.
-        for suffix in (".ipynb", ".html", ".pdf", ".json"):
-            if (staging / f"{name}{suffix}").exists():
-                _replace_path(staging / f"{name}{suffix}", reports / f"{name}{suffix}")
-        if not pdf:
-            # An older PDF would no longer match the HTML beside it.
-            (reports / f"{name}.pdf").unlink(missing_ok=True)
-        if (staging / "samples" / name).exists():
-            (reports / "samples").mkdir(exist_ok=True)
-            _replace_path(staging / "samples" / name, reports / "samples" / name)
-        (reports / "failed" / f"{name}.ipynb").unlink(missing_ok=True)
+        with printing_progress(name, staging / "progress.jsonl", estimate_s):
+            executed = staging / f"{name}.ipynb"
+            try:
+                papermill.execute_notebook(
+                    str(source), str(executed), parameters={"profile": profile, **params},
+                    kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False,
+                    request_save_on_cell_execute=False, kernel_manager_class=_ipc_kernel_manager(sockets),
+                )
+            except PapermillExecutionError as e:
+                if e.ename == "OSError" and "No space left" in str(e.evalue):
+                    raise OSError(errno.ENOSPC, "No space left on device") from None
+                failed = reports / "failed" / f"{name}.ipynb"
+                failed.parent.mkdir(parents=True, exist_ok=True)
+                if executed.exists():
+                    shutil.copy(executed, failed)
+                shown = failed.relative_to(REPO_ROOT) if failed.is_relative_to(REPO_ROOT) else failed
+                last = str(e.evalue).strip().splitlines()
+                raise GenlabError(
+                    f"notebook {name} failed in cell {e.cell_index} (execution count {e.exec_count}): "
+                    f"{e.ename}: {last[-1] if last else ''}; the previous report is kept; the failed run "
+                    f"is in {shown}"
+                ) from None
+            _export(executed, staging, name, pdf)
+            # Publish: notebook, HTML, PDF, headline numbers, samples.
+            for suffix in (".ipynb", ".html", ".pdf", ".json"):
+                if (staging / f"{name}{suffix}").exists():
+                    _replace_path(staging / f"{name}{suffix}", reports / f"{name}{suffix}")
+            if not pdf:
+                # An older PDF would no longer match the HTML beside it.
+                (reports / f"{name}.pdf").unlink(missing_ok=True)
+            if (staging / "samples" / name).exists():
+                (reports / "samples").mkdir(exist_ok=True)
+                _replace_path(staging / "samples" / name, reports / "samples" / name)
+            (reports / "failed" / f"{name}.ipynb").unlink(missing_ok=True)
     except OSError as e:
         if e.errno != errno.ENOSPC:
             raise
@@ -308,7 +297,6 @@ def build_notebook(name: str, profile: str, params: dict, reports: Path, pdf: bo
         raise GenlabError(f"disk full while building {name} in {reports}: free at least {need} MB there "
                           f"(df -h {reports}) and rebuild; the previous report is kept") from None
     finally:
-        progress.stop()
         os.environ.clear()
         os.environ.update(env_before)
         shutil.rmtree(staging, ignore_errors=True)
@@ -345,7 +333,7 @@ class ProgressPrinter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._offset = 0
-        self._lock = threading.Lock()   # the printing thread and stop() / stop_and_flush() share the offset
+        self._lock = threading.Lock()   # the printing thread and stop() / flush() share the offset
 
     def start(self) -> None:
         self._thread.start()
@@ -355,7 +343,7 @@ class ProgressPrinter:
         self._thread.join(timeout=5)
         self._print_new()
 
-    def stop_and_flush(self) -> None:
+    def flush(self) -> None:
         """Print what the log holds so far (the printer keeps running)."""
         self._print_new()
 
@@ -395,6 +383,27 @@ class ProgressPrinter:
             left = (f" | about {remaining / 60:.1f} min left of ~{self.estimate_s / 60:.1f}" if remaining > 0
                     else f" | past the ~{self.estimate_s / 60:.1f} min estimate")
         return f"{where} epoch {event['epoch']}/{event['epochs']}{metric} ({event['seconds']:.0f} s){left}"
+
+
+@contextlib.contextmanager
+def printing_progress(label: str, log: Path, estimate_s: float | None):
+    """While inside: training in this process and its kernels writes one JSON line per epoch to `log`
+    instead of drawing progress bars, and a ProgressPrinter prints each line to stderr. The two
+    environment variables are restored on the way out."""
+    before = {k: os.environ.get(k) for k in ("GENLAB_PROGRESS", "GENLAB_PROGRESS_LOG")}
+    os.environ["GENLAB_PROGRESS"] = "0"
+    os.environ["GENLAB_PROGRESS_LOG"] = str(log)
+    printer = ProgressPrinter(label, log, estimate_s)
+    printer.start()
+    try:
+        yield printer
+    finally:
+        printer.stop()
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _fmt(value: float) -> str:

@@ -209,7 +209,8 @@ def sweep(dataset: str, profile: str | Profile, variants=SWEEP) -> pd.DataFrame:
             "steps": int(run.train_images // bs * budget.sweep_epochs),
             "test bits/dim": run.test_bpd,
             "precision": run.fit.precision,
-            "dequantisation": train_kw.get("dequantization", budget.dequantization),
+            "dequantisation": ("variational" if isinstance(run.model, VariationallyDequantizedRealNVP)
+                               else "uniform"),
             "train time (s)": run.fit.train_seconds,
         })
     return pd.DataFrame(rows)
