@@ -52,6 +52,7 @@ def test_parameters_compose_with_the_profile_and_list_what_changed():
     ("gans", {"epochs": 3}, "unknown parameter\\(s\\) epochs for gans; valid: profile, ablation_epochs, ablation_subset, batch_size"),
     ("gans", {"seed": True}, "seed must be a whole number, got True"),
     ("gans", {"datasets": "svhn"}, "datasets: 'svhn' is not one of mnist, fashion_mnist"),
+    ("gans", {"conv_epochs": "2,5,9"}, "conv_epochs needs one value, or one per dataset of mnist, fashion_mnist; got 2,5,9"),
     ("flows", {"precision": "Fashion-MNIST"}, "precision: 'Fashion-MNIST' is not one of auto, fp32, bf16"),
 ])
 def test_a_bad_parameter_is_one_line_naming_what_is_valid(notebook, params, message):
@@ -64,3 +65,11 @@ def test_dataset_parameters_take_the_registry_spellings():
     from genlab.config import apply_params
     profile, changed = apply_params("cpu", "flows", {"datasets": "Fashion-MNIST"})
     assert profile.flows.datasets == ("fashion_mnist",) and changed == {"datasets": ("fashion_mnist",)}
+
+
+def test_per_dataset_epochs_map_by_name_and_one_value_serves_every_dataset():
+    from genlab.config import apply_params
+    profile, _ = apply_params("cpu", "gans", {"conv_epochs": "3,7", "datasets": "fashion_mnist"})
+    assert profile.gans.conv_epochs_for("fashion_mnist") == 7 and profile.gans.conv_epochs_for("mnist") == 3
+    profile, _ = apply_params("cpu", "gans", {"conv_epochs": 4})
+    assert profile.gans.conv_epochs_for("mnist") == profile.gans.conv_epochs_for("fashion_mnist") == 4

@@ -158,7 +158,7 @@ def train_conv(dataset: str, profile: str | Profile, *, classes: int = 0, seed: 
                         **{"lr_g": b.conv_lr_g, "lr_d": b.conv_lr_d, "mode_seeking": mode_seeking, **changes})
     name = f"{'cgan' if classes else 'convgan'}-{ds.name}"
     result = fit(name, lambda: ConvGAN(cfg), cfg, (ds.x_train[:n], labels),
-                 epochs=epochs or (b.cgan_epochs if classes else b.conv_epochs), batch_size=b.batch_size,
+                 epochs=epochs or (b.cgan_epochs if classes else b.conv_epochs_for(ds.name)), batch_size=b.batch_size,
                  seed=profile.seed if seed is None else seed, device=profile.device, precision=profile.precision,
                  data_id=data_id)
     result.model.label_prior = result.trained.label_prior = prior
@@ -189,14 +189,14 @@ def _measure_conv(report, ys, ds_name, label, cfg, model, seconds, weights="ema"
 
 
 def conv_section(report, datasets) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The conv GAN recipe on every dataset (`conv_epochs`); then, on the first dataset with the
+    """The conv GAN recipe on every dataset (`conv_epochs` of it); then, on the first dataset with the
     shorter `ablation_epochs` each, one technique changed at a time. Returns (results, ablation)."""
     b = report.profile.gans
     rows = []
     for ds_name in datasets:
         ys = yardstick(ds_name, report.profile.name)
         cfg, result = train_conv(ds_name, report.profile)
-        row = _measure_conv(report, ys, ds_name, f"recipe ({b.self_conditioning} clusters), {b.conv_epochs} epoch(s)", cfg, result.model,
+        row = _measure_conv(report, ys, ds_name, f"recipe ({b.self_conditioning} clusters), {b.conv_epochs_for(ds_name)} epoch(s)", cfg, result.model,
                             result.train_seconds)
         report.grid(f"convgan_{ds_name}", row.pop("samples")[:32],
                     f"{ys.dataset.title}: conv GAN (EMA generator)", nrow=16,
@@ -206,7 +206,8 @@ def conv_section(report, datasets) -> tuple[pd.DataFrame, pd.DataFrame]:
         report.headline("conv GAN FID / real floor", row["× floor"], "ratio", ds_name)
         report.headline("conv GAN class coverage", row["coverage"], "fraction", ds_name)
     results = pd.DataFrame(rows)
-    report.say(f"The recipe on each dataset: {b.conv_epochs} epoch(s) of {b.train_subset or 'all'} training images, "
+    epochs = ", ".join(f"{b.conv_epochs_for(d)} on {gdata.SPECS[d].title}" for d in datasets)
+    report.say(f"The recipe on each dataset: epochs {epochs}, each of {b.train_subset or 'all'} training images, "
                f"batch {b.batch_size}; {b.samples} samples per measurement.")
     report.table(results)
 
