@@ -185,3 +185,14 @@ def test_lanes_put_the_longest_notebook_alone_and_keep_the_given_order_within_a_
 def test_jobs_must_be_positive(capsys, tmp_path):
     assert build.main(["--profile", "smoke", "--jobs", "0", "--no-pdf", "--reports", str(tmp_path)]) == 2
     assert "--jobs must be at least 1" in capsys.readouterr().err
+
+
+def test_pdf_tables_wrap_every_text_of_a_long_text_column_and_keep_short_columns_whole():
+    import pandas as pd
+    from genlab.notebook import latex_table
+    df = pd.DataFrame({"variant": ["− EMA (raw weights of the baseline run)", "one coupling fewer per mask"],
+                       "changed": ["raw_weights=True", "couplings=3"], "bits/dim": [1.43, 1.54]})
+    tex = latex_table(df)
+    assert r"p{3.6cm}" in tex                                # the long column has a fixed width...
+    assert r"\mbox{one coupling fewer per mask}" not in tex   # ...and its short texts may wrap in it
+    assert r"\mbox{couplings=3}" in tex                       # a short column never breaks a value

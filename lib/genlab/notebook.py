@@ -146,14 +146,15 @@ def _latex_header(name: str, width: int = 12) -> str:
 def latex_table(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
     """`df` as a booktabs tabular: headers wrapped, numbers and short texts never wrapped, scaled
     down to the text width when it is wider than the page."""
-    def cell(v):
+    def cell(v, wraps: bool):
         if isinstance(v, bool) or v is None:
             return _latex_escape(str(v))
         if isinstance(v, float):
             return "" if v != v else format(v, floatfmt)
         if isinstance(v, numbers.Integral):
             return str(v)
-        return r"\mbox{" + _latex_escape(str(v)) + "}" if len(str(v)) <= 30 else _latex_escape(str(v))
+        # In a fixed-width column every text may wrap: an unbreakable one would run into the next column.
+        return _latex_escape(str(v)) if wraps else r"\mbox{" + _latex_escape(str(v)) + "}"
     numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
     # Long texts (an architecture, a list of stabilisers) wrap in a fixed-width column instead of
     # stretching the table until it has to be shrunk to an unreadable size.
@@ -161,7 +162,7 @@ def latex_table(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
     spec = "".join(r">{\raggedright\arraybackslash}p{3.6cm}" if w else ("r" if n else "l")
                    for n, w in zip(numeric, long_text))
     rows = [" & ".join(_latex_header(c) for c in df.columns) + r" \\ \midrule"]
-    rows += [" & ".join(cell(v) for v in r) + r" \\" for r in df.itertuples(index=False)]
+    rows += [" & ".join(cell(v, w) for v, w in zip(r, long_text)) + r" \\" for r in df.itertuples(index=False)]
     body = "\n".join(rows)
     return ("\\begin{center}\\footnotesize\\setlength{\\tabcolsep}{4pt}%\n"
             "\\sbox0{\\begin{tabular}{" + spec + "}\\toprule\n" + body + "\n\\bottomrule\\end{tabular}}%\n"
