@@ -16,12 +16,12 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
-from genlab import data as gdata
+from genlab import data as gdata, experiment
 from genlab.cache import json_memo
 from genlab.attributes import ATTRIBUTES, attributes
 from genlab.autoencoders import AEConfig, AutoEncoder, kl_standard_normal
 from genlab.config import Profile, config_dict, get_profile, replace
-from genlab.train import FitResult, fit
+from genlab.train import FitResult
 
 # The seed report's numbers (MLP VAE, BCE on grey values, *training* loss after 20 epochs).
 SEED_VAE_TRAIN_LOSS = {"mnist": 103.9, "fashion_mnist": 240.3}
@@ -55,11 +55,9 @@ def train(dataset: str, profile: str | Profile, *, seed: int | None = None, **ov
     ds = gdata.load(dataset)
     cfg = replace(AEConfig(width=b.width, latent=b.vae_latent, lr=b.lr, image_shape=tuple(ds.shape)), **overrides)
     seed = profile.seed if seed is None else seed
-    n_train = b.train_subset or len(ds.x_train)
-    epochs = b.ae_epochs if cfg.kind == "ae" else b.vae_epochs
-    result = fit(f"{cfg.kind}-{ds.name}", lambda: AutoEncoder(cfg), cfg, (ds.x_train[:n_train],),
-                 epochs=epochs, batch_size=b.batch_size, seed=seed, device=profile.device, precision=profile.precision,
-                 data_id=f"{ds.name}:train[:{n_train}]", val=(ds.x_test[:b.val_images],))
+    result = experiment.train_on(cfg.kind, lambda: AutoEncoder(cfg), cfg, ds, profile,
+                                 epochs=b.ae_epochs if cfg.kind == "ae" else b.vae_epochs, batch_size=b.batch_size,
+                                 images=b.train_subset, val_images=b.val_images, seed=seed)
     return AERun(ds.name, cfg, result, seed)
 
 

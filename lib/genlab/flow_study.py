@@ -10,13 +10,13 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from genlab import data as gdata
+from genlab import data as gdata, experiment
 from genlab.cache import json_memo
 from genlab.config import FlowBudget, Profile, config_dict, get_profile, replace
 from genlab.dequantization import DequantizerConfig, VariationallyDequantizedRealNVP
 from genlab.flows import LOG2, AffineCoupling, FlowConfig, MultiScaleFlow, RealNVP, Squeeze
 from genlab.metrics import Yardstick
-from genlab.train import FitResult, fit
+from genlab.train import FitResult
 
 
 @dataclass
@@ -89,16 +89,12 @@ def train(dataset: str, profile: str | Profile, *, train_images: int | None = No
         build, key = (lambda: VariationallyDequantizedRealNVP(cfg, dq)), {"flow": cfg, "dequantizer": dq}
     else:
         build, key = (lambda: RealNVP(cfg)), cfg
-    n_train = train_images or budget.train_subset or len(ds.x_train)
-    epochs = epochs or budget.epochs
+    n_train = experiment.train_images(ds, train_images or budget.train_subset)
     batch_size = batch_size or budget.batch_size
     n_val = min(budget.val_images, len(ds.x_test))
-    result = fit(
-        f"{name}-{ds.name}", build, key, (ds.x_train[:n_train],),
-        epochs=epochs, batch_size=batch_size, seed=profile.seed if seed is None else seed,
-        device=profile.device, precision=precision or profile.precision,
-        data_id=f"{ds.name}:train[:{n_train}]", val=(ds.x_test[:n_val],),
-    )
+    result = experiment.train_on(name, build, key, ds, profile, epochs=epochs or budget.epochs,
+                                 batch_size=batch_size, images=n_train, val_images=n_val, seed=seed,
+                                 precision=precision)
     n_test = eval_images or (profile.eval_subset or len(ds.x_test))
     # The full-test-set number is costly; keep it beside the checkpoint. `raw_weights`: the
     # optimiser's own weights instead of their EMA (what the EMA buys).
@@ -429,7 +425,7 @@ def discussion(runs: dict[str, FlowRun], temps: dict[str, pd.DataFrame], sweep: 
         swapped = sweep.loc[sweep["dequantisation"] != base_dq, "variant"]
         if len(swapped):
             v = swapped.iloc[0]
-            components += (f"Dequantisation: the baseline draws its noise u "
+            components += ("Dequantisation: the baseline draws its noise u "
                            + ("from a learned q(u | x) (a small conditional flow; −log q joins the bound)"
                               if base_dq == "variational" else "uniformly")
                            + f"; with {'uniform' if base_dq == 'variational' else 'variational'} noise instead "

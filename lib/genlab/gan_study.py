@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
-from genlab import data as gdata
+from genlab import data as gdata, experiment
 from genlab.atomic import save_torch
 from genlab.cache import code_fingerprint
 from genlab.clusters import cluster_labels, cluster_prior
@@ -57,10 +57,8 @@ def train_vanilla(dataset: str, profile: str | Profile):
         save_torch(grid, run_dir / f"samples_epoch{epoch}.pt")
         return {"FID": m.fid, "FID floor": m.fid_floor, "coverage": m.coverage, "confidence": m.confidence}
 
-    n = b.train_subset or len(ds.x_train)
-    result = fit(f"gan-{ds.name}", lambda: VanillaGAN(cfg), cfg, (ds.x_train[:n],), epochs=b.vanilla_epochs,
-                 batch_size=b.batch_size, seed=profile.seed, device=profile.device, precision=profile.precision,
-                 data_id=f"{ds.name}:train[:{n}]", on_epoch_end=monitor)
+    result = experiment.train_on("gan", lambda: VanillaGAN(cfg), cfg, ds, profile, epochs=b.vanilla_epochs,
+                                 batch_size=b.batch_size, images=b.train_subset, on_epoch_end=monitor)
     return cfg, result
 
 
@@ -131,12 +129,6 @@ def vanilla_section(report, datasets) -> pd.DataFrame:
 
 # --- 2. convolutional GAN: what each small-budget technique buys -----------------------------
 
-def _train_images(ds: gdata.Dataset, b, images: int = 0) -> int:
-    """How many training images a run sees: the smallest of `images`, the budget's subset and the
-    dataset (0 means no limit)."""
-    return min(n for n in (images, b.train_subset, len(ds.x_train)) if n)
-
-
 def train_conv(dataset: str, profile: str | Profile, *, classes: int = 0, seed: int | None = None,
                epochs: int | None = None, images: int = 0, self_conditioning: int | None = None, **changes):
     """A ConvGAN (the full recipe, with `changes` to ConvGANConfig) on `dataset`'s first `images`
@@ -146,21 +138,19 @@ def train_conv(dataset: str, profile: str | Profile, *, classes: int = 0, seed: 
     profile = get_profile(profile)
     b = profile.gans
     ds = gdata.load(dataset)
-    n = _train_images(ds, b, images)
+    n = experiment.train_images(ds, images, b.train_subset)
     k = b.self_conditioning if self_conditioning is None else self_conditioning
-    labels, data_id, prior = ds.y_train[:n], f"{ds.name}:train[:{n}]+labels", None
+    labels, labels_id, prior = ds.y_train[:n], "labels", None
     if not classes and k:
         labels = cluster_labels(ds.name, n, k)
-        data_id = f"{ds.name}:train[:{n}]+kmeans{k}@{code_fingerprint(cluster_labels)}"
+        labels_id = f"kmeans{k}@{code_fingerprint(cluster_labels)}"
         prior = cluster_prior(labels, k)
     mode_seeking = b.cgan_mode_seeking if classes else b.mode_seeking
     cfg = ConvGANConfig(image_shape=tuple(ds.shape), classes=classes or k, width=b.conv_width,
                         **{"lr_g": b.conv_lr_g, "lr_d": b.conv_lr_d, "mode_seeking": mode_seeking, **changes})
-    name = f"{'cgan' if classes else 'convgan'}-{ds.name}"
-    result = fit(name, lambda: ConvGAN(cfg), cfg, (ds.x_train[:n], labels),
-                 epochs=epochs or (b.cgan_epochs if classes else b.conv_epochs_for(ds.name)), batch_size=b.batch_size,
-                 seed=profile.seed if seed is None else seed, device=profile.device, precision=profile.precision,
-                 data_id=data_id)
+    result = experiment.train_on("cgan" if classes else "convgan", lambda: ConvGAN(cfg), cfg, ds, profile,
+                                 epochs=epochs or (b.cgan_epochs if classes else b.conv_epochs_for(ds.name)),
+                                 batch_size=b.batch_size, images=n, labels=labels, labels_id=labels_id, seed=seed)
     result.model.label_prior = result.trained.label_prior = prior
     return cfg, result
 
@@ -230,7 +220,7 @@ def conv_section(report, datasets) -> tuple[pd.DataFrame, pd.DataFrame]:
     for r in abl:
         r.pop("samples")
     ablation = pd.DataFrame(abl)
-    n_abl = _train_images(ys.dataset, b, b.ablation_subset)
+    n_abl = experiment.train_images(ys.dataset, b.ablation_subset, b.train_subset)
     report.say(f"One technique changed at a time on {ys.dataset.title}, each run {b.ablation_epochs} epoch(s) of "
                f"{n_abl} training images (the same optimiser steps on the same images):")
     report.table(ablation)
@@ -316,7 +306,7 @@ def cgan_section(report, datasets) -> pd.DataFrame:
     for r in summary.to_dict("records"):
         report.headline(f"{r['model']} conditional accuracy (mean of {r['seeds']} seeds)", r["accuracy mean"],
                         "fraction", gdata.canonical_name(r["dataset"]))
-    n_train = _train_images(ds, b, b.cgan_subset)
+    n_train = experiment.train_images(ds, b.cgan_subset, b.train_subset)
     report.say(f"{b.samples} samples per run, labels cycling through the classes; the real diversity is that of "
                f"{b.samples} test images. Each model trains {b.cgan_epochs} epoch(s) of {n_train} images with "
                f"{b.cgan_seeds} seed(s) (the plain cGAN and the run at the unconditional weight: one); mode-seeking weight {b.cgan_mode_seeking:g}, feature-matching weight {FM_WEIGHT:g}:")
