@@ -53,3 +53,28 @@ def test_gan_discussion_reads_the_stage_order_and_the_ablation_signs():
     assert "it falls at every stage." in text and "the discriminator has **not** won" in text
     text = gs.discussion(vanilla, (results, ablation), cgan, progan([480.0, 500.0]), "cpu")
     assert "it does **not** fall at every stage." in text
+
+
+def _sweep(bits: dict[str, float], **fields):
+    from genlab.flow_study import SWEEP, Sweep, SweepResult
+    return Sweep([SweepResult(key=v.key, label=v.label, changed="—", parameters=1000,
+                              steps=4 if v.key == "batch2048" else 156, bits_per_dim=bits.get(v.key, 1.40),
+                              precision=fields.get("precision", "bf16"),
+                              dequantization=("uniform" if v.key == "other_dequantization" else "variational"),
+                              seconds=120.0 if v.key == "other_dequantization" else 60.0) for v in SWEEP])
+
+
+def test_flow_sweep_prose_compares_each_row_with_the_seed_spread_by_key_not_by_label():
+    from genlab.flow_study import sweep_text
+    sweep = _sweep({"baseline": 1.30, "seed": 1.31, "no_ema": 1.305, "no_invconv": 1.45, "other_dequantization": 1.44,
+                    "batch2048": 2.3})
+    text = " ".join(sweep_text(sweep, {512: (7.0, 2.9), 2048: (7.0, 2.9)}))
+    assert "without it 1.305 (+0.005, within the seed-to-seed spread of 0.010)" in text
+    assert "without them 1.450 (+0.150, beyond the seed-to-seed spread of 0.010)" in text
+    assert "from a learned q(u | x)" in text and "with uniform noise instead 1.440 (+0.140, beyond" in text
+    assert "in 2.00× the time" in text
+    assert "fewer steps (4 vs 156)" in text and "there is no deadlock." in text
+    # The table shows labels; the prose found its rows by key, so relabelling a row changes no verdict.
+    assert list(sweep.table()["variant"])[:2] == ["baseline", "baseline, another seed"]
+    stuck = " ".join(sweep_text(_sweep({"batch2048": 3.0}), {512: (7.0, 2.9), 2048: (0.0, 2.9)}))
+    assert "**zero at some batch size**" in stuck and "**training did not progress**" in stuck

@@ -5,7 +5,8 @@ The notebook only calls these; every number they return is measured here.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -169,56 +170,94 @@ def first_step_gradients(cfg: FlowConfig, images: torch.Tensor, batch_size: int,
     return float(torch.stack(norms).norm()), loss.item()
 
 
-# Each variant changes one thing from the baseline (a function of the baseline's config);
-# all train on the same images. The second baseline seed measures the seed-to-seed spread.
-OTHER_DEQUANTIZATION = "the other dequantisation"
+@dataclass(frozen=True)
+class SweepVariant:
+    """One change from the baseline: `key` is what the prose refers to, `label` what the table shows;
+    `config` maps the baseline's FlowConfig to the fields it changes, `train` the training arguments."""
+
+    key: str
+    label: str
+    config: Callable[[FlowConfig], dict] = lambda c: {}
+    train: dict = field(default_factory=dict)
+
+
+# Each variant changes one thing from the baseline; all train on the same images. The second
+# baseline seed measures the seed-to-seed spread.
 SWEEP = [
-    ("baseline", lambda c: {}, {}),
-    ("baseline, another seed", lambda c: {}, {"seed": 1}),
-    ("− EMA (raw weights of the baseline run)", lambda c: {}, {"raw_weights": True}),
-    ("− invertible 1×1 convs", lambda c: {"invconv": False}, {}),
-    ("float32 instead of bf16", lambda c: {}, {"precision": "fp32"}),
-    ("3 scales (28, 14, 7)", lambda c: {"scales": 3}, {}),
-    ("one coupling fewer per mask", lambda c: {"couplings": max(1, c.couplings - 1)}, {}),
-    ("no ActNorm", lambda c: {"actnorm": False}, {}),
-    ("batch 512", lambda c: {}, {"batch_size": 512}),
-    ("batch 2048", lambda c: {}, {"batch_size": 2048}),
-    ("lr ÷2", lambda c: {"lr": c.lr / 2}, {}),
+    SweepVariant("baseline", "baseline"),
+    SweepVariant("seed", "baseline, another seed", train={"seed": 1}),
+    SweepVariant("no_ema", "− EMA (raw weights of the baseline run)", train={"raw_weights": True}),
+    SweepVariant("no_invconv", "− invertible 1×1 convs", lambda c: {"invconv": False}),
+    SweepVariant("fp32", "float32 instead of bf16", train={"precision": "fp32"}),
+    SweepVariant("scales3", "3 scales (28, 14, 7)", lambda c: {"scales": 3}),
+    SweepVariant("fewer_couplings", "one coupling fewer per mask", lambda c: {"couplings": max(1, c.couplings - 1)}),
+    SweepVariant("no_actnorm", "no ActNorm", lambda c: {"actnorm": False}),
+    SweepVariant("batch512", "batch 512", train={"batch_size": 512}),
+    SweepVariant("batch2048", "batch 2048", train={"batch_size": 2048}),
+    SweepVariant("half_lr", "lr ÷2", lambda c: {"lr": c.lr / 2}),
     # The dequantisation the budget does not use (label and value filled in by `sweep`).
-    (OTHER_DEQUANTIZATION, lambda c: {}, {"dequantization": OTHER_DEQUANTIZATION}),
+    SweepVariant("other_dequantization", "the other dequantisation", train={"dequantization": None}),
 ]
 
 
-def sweep(dataset: str, profile: str | Profile, variants=SWEEP) -> pd.DataFrame:
+@dataclass(frozen=True)
+class SweepResult:
+    key: str
+    label: str
+    changed: str               # the changed settings, e.g. "invconv=False"
+    parameters: int
+    steps: int
+    bits_per_dim: float        # on the sweep's test images
+    precision: str
+    dequantization: str
+    seconds: float             # training wall time
+
+
+@dataclass
+class Sweep:
+    rows: list[SweepResult]
+
+    def __getitem__(self, key: str) -> SweepResult:
+        return next(r for r in self.rows if r.key == key)
+
+    @property
+    def seed_spread(self) -> float:
+        return abs(self["seed"].bits_per_dim - self["baseline"].bits_per_dim)
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame([{
+            "variant": r.label, "changed": r.changed, "parameters": r.parameters, "steps": r.steps,
+            "test bits/dim": r.bits_per_dim, "precision": r.precision, "dequantisation": r.dequantization,
+            "train time (s)": r.seconds} for r in self.rows])
+
+
+def sweep(dataset: str, profile: str | Profile, variants=SWEEP) -> Sweep:
     """Train each variant on the profile's short budget; measure test bits/dim and time."""
     profile = get_profile(profile)
     budget = profile.flows
     ds = gdata.load(dataset)
     base = model_config(ds, budget)
     rows = []
-    for label, change, train_kw in variants:
-        if train_kw.get("dequantization") == OTHER_DEQUANTIZATION:
+    for v in variants:
+        label, train_kw = v.label, v.train
+        if v.key == "other_dequantization":
             other = "uniform" if budget.dequantization == "variational" else "variational"
             label, train_kw = f"{other} dequantisation", {**train_kw, "dequantization": other}
-        resolved = change(base)
+        resolved = v.config(base)
         bs = train_kw.get("batch_size", budget.batch_size)
         run = train(ds.name, profile, name="realnvp-sweep", train_images=budget.sweep_subset,
                     epochs=budget.sweep_epochs, batch_size=bs, eval_images=budget.sweep_eval,
                     seed=train_kw.get("seed"), precision=train_kw.get("precision"),
                     raw_weights=train_kw.get("raw_weights", False),
                     dequantization=train_kw.get("dequantization"), **resolved)
-        rows.append({
-            "variant": label,
-            "changed": ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                 for k, v in {**resolved, **train_kw}.items()) or "—",
-            "parameters": run.parameters,
-            "steps": int(run.train_images // bs * budget.sweep_epochs),
-            "test bits/dim": run.test_bpd,
-            "precision": run.fit.precision,
-            "dequantisation": run.dequantization,
-            "train time (s)": run.fit.train_seconds,
-        })
-    return pd.DataFrame(rows)
+        rows.append(SweepResult(
+            key=v.key, label=label,
+            changed=", ".join(f"{k}={x:.3g}" if isinstance(x, float) else f"{k}={x}"
+                              for k, x in {**resolved, **train_kw}.items()) or "—",
+            parameters=run.parameters, steps=int(run.train_images // bs * budget.sweep_epochs),
+            bits_per_dim=run.test_bpd, precision=run.fit.precision, dequantization=run.dequantization,
+            seconds=run.fit.train_seconds))
+    return Sweep(rows)
 
 
 # --- figures and prose ------------------------------------------------------------------
@@ -356,17 +395,61 @@ def visual_results(report, run: FlowRun, seed: int = 0, temperatures=(0.7, 1.0))
 BPD_TARGETS = {"cpu": 1.10, "gpu": 1.02}
 
 
-def _sweep_value(sweep: pd.DataFrame, variant: str, column: str = "test bits/dim") -> float:
-    return float(sweep.loc[sweep["variant"] == variant, column].iloc[0])
-
-
 # Sweep rows the discussion names on their own; every other row is listed with its difference.
-_SWEEP_DISCUSSED = {"baseline", "baseline, another seed", "− EMA (raw weights of the baseline run)",
-                    "− invertible 1×1 convs", "float32 instead of bf16", "batch 512", "batch 2048",
-                    "uniform dequantisation", "variational dequantisation"}
+_SWEEP_DISCUSSED = {"baseline", "seed", "no_ema", "no_invconv", "fp32", "batch512", "batch2048",
+                    "other_dequantization"}
 
 
-def discussion(runs: dict[str, FlowRun], temps: dict[str, pd.DataFrame], sweep: pd.DataFrame | None,
+def sweep_text(sweep: Sweep, grads: dict[int, tuple[float, float]] | None) -> list[str]:
+    """The discussion's paragraphs on the sweep and the first-step gradients, from their fields."""
+    base, noise = sweep["baseline"], sweep.seed_spread
+
+    def delta(key):
+        r = sweep[key]
+        d = r.bits_per_dim - base.bits_per_dim
+        sig = "within" if abs(d) <= max(noise, 1e-9) * 1.5 else "beyond"
+        return f"{r.bits_per_dim:.3f} ({d:+.3f}, {sig} the seed-to-seed spread of {noise:.3f})"
+
+    def time_ratio(key):
+        return sweep[key].seconds / max(base.seconds, 1e-9)
+
+    text = (f"What each new component buys: EMA of the weights — without it {delta('no_ema')}; invertible 1×1 "
+            f"convolutions — without them {delta('no_invconv')}. ")
+    other = sweep["other_dequantization"]
+    text += ("Dequantisation: the baseline draws its noise u "
+             + ("from a learned q(u | x) (a small conditional flow; −log q joins the bound)"
+                if base.dequantization == "variational" else "uniformly")
+             + f"; with {other.dequantization} noise instead {delta(other.key)}, in "
+             f"{time_ratio(other.key):.2f}× the time. ")
+    if base.precision == "fp32":
+        text += ("This machine's probe chose float32 for the baseline (bf16 is not faster here), so the "
+                 "float32 row is the baseline itself. ")
+    else:
+        text += (f"Mixed precision: the baseline trained its coupling networks in {base.precision}; in float32 "
+                 f"{delta('fp32')}, in {time_ratio('fp32'):.2f}× the time. ")
+    out = [f"**Sweep (MNIST, short budget).** Baseline {base.bits_per_dim:.3f} bits/dim. " + text
+           + "; ".join(f"{r.label}: {delta(r.key)}" for r in sweep.rows if r.key not in _SWEEP_DISCUSSED) + ". "
+           f"Batch 512: {delta('batch512')}; batch 2048: {delta('batch2048')} — with the same images, a larger "
+           f"batch means fewer steps ({sweep['batch2048'].steps} vs {base.steps}), which is what a short run "
+           "punishes."]
+    if grads:
+        g = ", ".join(f"{v:.3g} at batch {k}" for k, (v, _) in grads.items())
+        b2048 = sweep["batch2048"]
+        start = grads[2048][1]
+        flowing = all(v > 0 for v, _ in grads.values())
+        learned = b2048.bits_per_dim < start
+        out.append(f"**The seed's \"gradient deadlock\".** At the very first step the zero-initialised output "
+                   f"layers receive gradient norms of {g}: "
+                   + ("non-zero, as they must be (the gradient with respect to a zero weight is the product "
+                      "of the layer's input and the upstream gradient, neither of which is zero). "
+                      if flowing else "**zero at some batch size**, so the layers cannot start to learn. ")
+                   + f"With batch 2048 the test bits/dim went from {start:.2f} before the first step to "
+                   f"{b2048.bits_per_dim:.3f} after {b2048.steps} steps: "
+                   + ("there is no deadlock." if flowing and learned else "**training did not progress**."))
+    return out
+
+
+def discussion(runs: dict[str, FlowRun], temps: dict[str, pd.DataFrame], sweep: Sweep | None,
                grads: dict[int, float] | None, profile: str) -> str:
     """The discussion, written from the measured numbers only."""
     out = []
@@ -408,56 +491,7 @@ def discussion(runs: dict[str, FlowRun], temps: dict[str, pd.DataFrame], sweep: 
                         "**not supported by both measures** here." ))
         out.append(text)
     if sweep is not None:
-        base = _sweep_value(sweep, "baseline")
-        noise = abs(_sweep_value(sweep, "baseline, another seed") - base)
-        def delta(v):
-            d = _sweep_value(sweep, v) - base
-            sig = "within" if abs(d) <= max(noise, 1e-9) * 1.5 else "beyond"
-            return f"{_sweep_value(sweep, v):.3f} ({d:+.3f}, {sig} the seed-to-seed spread of {noise:.3f})"
-        prec = sweep.loc[sweep["variant"] == "baseline", "precision"].iloc[0]
-        def time_ratio(v):
-            return (_sweep_value(sweep, v, "train time (s)")
-                    / max(_sweep_value(sweep, "baseline", "train time (s)"), 1e-9))
-        components = (f"What each new component buys: EMA of the weights — without it "
-                      f"{delta('− EMA (raw weights of the baseline run)')}; invertible 1×1 convolutions — without "
-                      f"them {delta('− invertible 1×1 convs')}. ")
-        base_dq = sweep.loc[sweep["variant"] == "baseline", "dequantisation"].iloc[0]
-        swapped = sweep.loc[sweep["dequantisation"] != base_dq, "variant"]
-        if len(swapped):
-            v = swapped.iloc[0]
-            components += ("Dequantisation: the baseline draws its noise u "
-                           + ("from a learned q(u | x) (a small conditional flow; −log q joins the bound)"
-                              if base_dq == "variational" else "uniformly")
-                           + f"; with {'uniform' if base_dq == 'variational' else 'variational'} noise instead "
-                           f"{delta(v)}, in {time_ratio(v):.2f}× the time. ")
-        if prec == "fp32":
-            components += ("This machine's probe chose float32 for the baseline (bf16 is not faster here), so the "
-                           "float32 row is the baseline itself. ")
-        else:
-            components += (f"Mixed precision: the baseline trained its coupling networks in {prec}; in float32 "
-                           f"{delta('float32 instead of bf16')}, in {time_ratio('float32 instead of bf16'):.2f}× "
-                           f"the time. ")
-        out.append(
-            "**Sweep (MNIST, short budget).** Baseline "
-            f"{base:.3f} bits/dim. " + components + "; ".join(
-                f"{v}: {delta(v)}" for v in sweep["variant"] if v not in _SWEEP_DISCUSSED) + ". "
-            f"Batch 512: {delta('batch 512')}; batch 2048: {delta('batch 2048')} — with the same images, "
-            f"a larger batch means fewer steps ({int(_sweep_value(sweep, 'batch 2048', 'steps'))} vs "
-            f"{int(_sweep_value(sweep, 'baseline', 'steps'))}), which is what a short run punishes.")
-        if grads:
-            g = ", ".join(f"{v:.3g} at batch {k}" for k, (v, _) in grads.items())
-            b2048 = _sweep_value(sweep, "batch 2048")
-            start = grads[2048][1]
-            flowing = all(v > 0 for v, _ in grads.values())
-            learned = b2048 < start
-            out.append(f"**The seed's \"gradient deadlock\".** At the very first step the zero-initialised output "
-                       f"layers receive gradient norms of {g}: "
-                       + ("non-zero, as they must be (the gradient with respect to a zero weight is the product "
-                          "of the layer's input and the upstream gradient, neither of which is zero). "
-                          if flowing else "**zero at some batch size**, so the layers cannot start to learn. ")
-                       + f"With batch 2048 the test bits/dim went from {start:.2f} before the first step to "
-                       f"{b2048:.3f} after {int(_sweep_value(sweep, 'batch 2048', 'steps'))} steps: "
-                       + ("there is no deadlock." if flowing and learned else "**training did not progress**."))
+        out += sweep_text(sweep, grads)
     if profile == "smoke":
         out.append("*This is the `smoke` profile: a tiny flow trained for seconds, so these numbers only show "
                    "that the pipeline runs.*")
@@ -465,15 +499,15 @@ def discussion(runs: dict[str, FlowRun], temps: dict[str, pd.DataFrame], sweep: 
 
 
 def sweep_section(report, dataset: str, run: FlowRun):
-    """The sweep table and the first-step gradient check; returns (table, gradient norms)."""
+    """The sweep table and the first-step gradient check; returns (Sweep, gradient norms)."""
     budget = report.profile.flows
     report.say(f"Budget per variant: {budget.sweep_subset} training images × {budget.sweep_epochs} epoch(s); "
                f"test bits/dim on {budget.sweep_eval} test images.")
-    table = sweep(dataset, report.profile)
-    report.table(table)
+    result = sweep(dataset, report.profile)
+    report.table(result.table())
     images = gdata.load(dataset).x_train
     grads = {bs: first_step_gradients(run.cfg, images, bs, seed=report.profile.seed) for bs in (512, 2048)}
     report.say("At the very first step, the gradient norm reaching the zero-initialised output layers of all "
                "couplings, and the bits/dim of the untrained model: "
                + ", ".join(f"batch {bs}: **{g:.3g}** ({bpd:.2f} bits/dim)" for bs, (g, bpd) in grads.items()) + ".")
-    return table, grads
+    return result, grads
