@@ -36,9 +36,9 @@ def test_gan_discussion_reads_the_stage_order_and_the_ablation_signs():
                              "collapse flagged": False, "train time (min)": 3.0}])
     results = pd.DataFrame([{"dataset": "MNIST", "FID": 16.0, "FID floor": 8.0, "× floor": 2.0, "coverage": 1.0,
                              "train time (min)": 5.0}])
-    ablation = pd.DataFrame([{"dataset": "MNIST", "variant": "recipe", "FID": 40.0},
-                             {"dataset": "MNIST", "variant": "− spectral norm", "FID": 90.0},
-                             {"dataset": "MNIST", "variant": "+ TTUR", "FID": 45.0}])
+    ablation = pd.DataFrame([{"dataset": "MNIST", "variant": "recipe", "FID": 40.0, "adds": False},
+                             {"dataset": "MNIST", "variant": "− spectral norm", "FID": 90.0, "adds": False},
+                             {"dataset": "MNIST", "variant": "+ TTUR", "FID": 45.0, "adds": True}])
     labels = [v[0] for v in gs.CGAN_VARIANTS]
     cgan = _cgan_table({label: [0.95] for label in labels}, {label: 15.0 for label in labels})
 
@@ -50,6 +50,7 @@ def test_gan_discussion_reads_the_stage_order_and_the_ablation_signs():
     text = gs.discussion(vanilla, (results, ablation), cgan, progan([480.0, 470.0]), "cpu")
     assert "− spectral norm: FID 90 (+50: the technique pays)" in text     # removing it made FID worse
     assert "+ TTUR: FID 45 (+5: the technique does not pay here)" in text  # adding it made FID worse
+    assert sum(t.adds for t in gs.CONV_ABLATION) == 1                   # the verdict's sign reads a field
     assert "it falls at every stage." in text and "the discriminator has **not** won" in text
     text = gs.discussion(vanilla, (results, ablation), cgan, progan([480.0, 500.0]), "cpu")
     assert "it does **not** fall at every stage." in text

@@ -2,7 +2,9 @@
 dataset's own classifier (FID against the real floor, coverage, conditional accuracy)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -13,7 +15,7 @@ from genlab import data as gdata, experiment
 from genlab.atomic import save_torch
 from genlab.cache import code_fingerprint
 from genlab.clusters import cluster_labels, cluster_prior
-from genlab.config import Profile, config_dict, get_profile
+from genlab.config import GANBudget, Profile, config_dict, get_profile
 from genlab.gans import ConvGAN, ConvGANConfig, GANConfig, VanillaGAN, to_signed, to_uint8
 from genlab.metrics import class_histogram, yardstick
 from genlab.plots import grid_array, plot_histogram
@@ -155,16 +157,28 @@ def train_conv(dataset: str, profile: str | Profile, *, classes: int = 0, seed: 
     return cfg, result
 
 
+@dataclass(frozen=True)
+class Technique:
+    """One change to the conv GAN recipe in the ablation. `adds`: True when the row adds a technique
+    to the recipe (it pays if FID falls), False when it removes or replaces one (it pays if FID rises).
+    `change` gives ConvGANConfig / train_conv arguments from the budget; None: the recipe's own run,
+    sampled from its raw weights instead of the EMA."""
+
+    label: str
+    change: Callable[[GANBudget], dict] | None
+    adds: bool = False
+
+
 # Each variant changes one technique of the recipe; all train the same steps on the same images.
 # Removing the EMA needs no run of its own: it is the recipe's run, sampled from the raw weights.
 CONV_ABLATION = [
-    ("recipe: self-conditioned, SN + hinge + EMA + mode seeking", {}),
-    ("− EMA (raw weights of the same run)", None),
-    ("− self-conditioning (plain unconditional)", {"self_conditioning": 0}),
-    ("− mode seeking", {"mode_seeking": 0.0}),
-    ("− spectral norm", {"spectral_norm": False}),
-    ("non-saturating loss instead of hinge", {"loss": "ns"}),
-    ("+ TTUR (lr G ÷2, D ×2)", "ttur"),
+    Technique("recipe: self-conditioned, SN + hinge + EMA + mode seeking", lambda b: {}),
+    Technique("− EMA (raw weights of the same run)", None),
+    Technique("− self-conditioning (plain unconditional)", lambda b: {"self_conditioning": 0}),
+    Technique("− mode seeking", lambda b: {"mode_seeking": 0.0}),
+    Technique("− spectral norm", lambda b: {"spectral_norm": False}),
+    Technique("non-saturating loss instead of hinge", lambda b: {"loss": "ns"}),
+    Technique("+ TTUR (lr G ÷2, D ×2)", lambda b: {"lr_g": b.conv_lr_g / 2, "lr_d": b.conv_lr_d * 2}, adds=True),
 ]
 
 
@@ -204,26 +218,26 @@ def conv_section(report, datasets) -> tuple[pd.DataFrame, pd.DataFrame]:
     ds_name = datasets[0]
     ys = yardstick(ds_name, report.profile.name)
     abl, full = [], None
-    for label, change in CONV_ABLATION:
-        if change is None:
+    for t in CONV_ABLATION:
+        if t.change is None:
             cfg, result = full
-            abl.append(_measure_conv(report, ys, ds_name, label, cfg, result.trained, result.train_seconds,
-                                     weights="raw", tag="_ablation_raw"))
-            continue
-        if change == "ttur":
-            change = {"lr_g": b.conv_lr_g / 2, "lr_d": b.conv_lr_d * 2}
-        cfg, result = train_conv(ds_name, report.profile, epochs=b.ablation_epochs, images=b.ablation_subset,
-                                 **change)
-        full = full or (cfg, result)
-        tag = "_ablation_" + ("_".join(f"{k}{v}" for k, v in change.items()) or "recipe")
-        abl.append(_measure_conv(report, ys, ds_name, label, cfg, result.model, result.train_seconds, tag=tag))
+            row = _measure_conv(report, ys, ds_name, t.label, cfg, result.trained, result.train_seconds,
+                                weights="raw", tag="_ablation_raw")
+        else:
+            change = t.change(b)
+            cfg, result = train_conv(ds_name, report.profile, epochs=b.ablation_epochs, images=b.ablation_subset,
+                                     **change)
+            full = full or (cfg, result)
+            tag = "_ablation_" + ("_".join(f"{k}{v}" for k, v in change.items()) or "recipe")
+            row = _measure_conv(report, ys, ds_name, t.label, cfg, result.model, result.train_seconds, tag=tag)
+        abl.append({**row, "adds": t.adds})
     for r in abl:
         r.pop("samples")
     ablation = pd.DataFrame(abl)
     n_abl = experiment.train_images(ys.dataset, b.ablation_subset, b.train_subset)
     report.say(f"One technique changed at a time on {ys.dataset.title}, each run {b.ablation_epochs} epoch(s) of "
                f"{n_abl} training images (the same optimiser steps on the same images):")
-    report.table(ablation)
+    report.table(ablation.drop(columns="adds"))
     return results, ablation
 
 
@@ -476,8 +490,7 @@ def discussion(vanilla: pd.DataFrame, conv: tuple[pd.DataFrame, pd.DataFrame], c
     parts = []
     for _, r in ablation.iloc[1:].iterrows():
         d = r["FID"] - base["FID"]
-        added = r["variant"].startswith("+")
-        pays = (d < 0) if added else (d > 0)
+        pays = (d < 0) if r["adds"] else (d > 0)
         parts.append(f"{r['variant']}: FID {r['FID']:.3g} ({d:+.3g}: "
                      + ("the technique pays" if pays else "the technique does not pay here") + ")")
     out.append(f"**What each technique buys ({base['dataset']}, short budget).** The recipe: FID {base['FID']:.3g}. "
