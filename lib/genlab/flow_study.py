@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from genlab import data as gdata, experiment
-from genlab.cache import json_memo
+from genlab.cache import json_memo, tensor_memo
 from genlab.config import FlowBudget, Profile, config_dict, get_profile, replace
 from genlab.dequantization import DequantizerConfig, VariationallyDequantizedRealNVP
 from genlab.flows import LOG2, AffineCoupling, FlowConfig, MultiScaleFlow, RealNVP, Squeeze
@@ -136,11 +136,16 @@ def temperature_study(run: FlowRun, ys: Yardstick, temperatures, n: int, seed: i
     sample set is kept as samples/<notebook>/measured_temperature_<dataset>_T<T>.pt."""
     rows, grids = [], {}
     for t in temperatures:
-        g = torch.Generator().manual_seed(seed)
-        t0 = time.perf_counter()
-        samples = torch.cat([run.model.sample(min(500, n - i), t, generator=g).cpu()
-                             for i in range(0, n, 500)])
-        seconds = time.perf_counter() - t0
+        def draw(t=t):
+            g = torch.Generator().manual_seed(seed)
+            t0 = time.perf_counter()
+            images = torch.cat([run.model.sample(min(500, n - i), t, generator=g).cpu() for i in range(0, n, 500)])
+            return {"images": images, "seconds": torch.tensor(time.perf_counter() - t0)}
+
+        # Drawing the samples is the slow part of a rebuild; they are a function of the trained weights and
+        # the seed, so they are kept beside the checkpoint (the measurement itself runs every time).
+        drawn = tensor_memo(run.fit.run_dir / f"samples_T{t:g}_n{n}_seed{seed}.pt", draw, code=temperature_study)
+        samples, seconds = drawn["images"], float(drawn["seconds"])
         m = ys.measure(samples, name=f"measured_temperature_{run.dataset}_T{t:g}",
                        config={"dataset": run.dataset, "temperature": t, "seed": seed, "flow": config_dict(run.cfg)})
         rows.append({"T": t, "FID": m.fid, "FID floor": m.fid_floor, "confidence": m.confidence,
