@@ -210,9 +210,10 @@ PROFILES: dict[str, Profile] = {
         eval_subset=0,
         fid_samples=5000,
         fid_reference=0,
-        # ~270 images/s on 2 AMD EPYC cores in bf16 (4 couplings, variational dequantisation): an epoch of
-        # 60,000 images is about 4 minutes per dataset. Earlier, lr 4e-3 and 4 couplings: measured on MNIST, one epoch, 1.232 bits/dim and best-T FID 240 against
-        # 1.318 and 285 with lr 2e-3 and 3 couplings, in 1.21x the time (logit margin 0.05: 1.705, FID 306).
+        # Speed (AMD EPYC, bf16, variational dequantisation): ~270 images/s on 2 threads with 4 couplings (an
+        # epoch of 60,000 images in ~4 min), ~130 on one thread with 5 (~8 min). Earlier, lr 4e-3 and 4
+        # couplings: measured on MNIST, one epoch, 1.232 bits/dim and best-T FID 240 against 1.318 and 285
+        # with lr 2e-3 and 3 couplings, in 1.21x the time (logit margin 0.05: 1.705, FID 306).
         # Measured on MNIST (variational dequantisation, 2 epochs, one thread, AMD EPYC): 4 couplings per
         # mask 1.138 test bits/dim; 5 couplings 1.122 in ~1.2x the time (as much as 3 epochs of 4 would
         # take); hidden 48 instead of 32 was slower per bit gained (1.126 after one epoch in 1.9x the time).
