@@ -5,7 +5,7 @@ The notebook only calls these; every number they return is measured here.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import pandas as pd
@@ -177,31 +177,33 @@ def first_step_gradients(cfg: FlowConfig, images: torch.Tensor, batch_size: int,
 
 @dataclass(frozen=True)
 class SweepVariant:
-    """One change from the baseline: `key` is what the prose refers to, `label` what the table shows;
-    `config` maps the baseline's FlowConfig to the fields it changes, `train` the training arguments."""
+    """One change from the baseline: `key` is what the prose refers to, `label` what the table shows
+    (formatted with the training arguments); `config` maps the baseline's FlowConfig to the fields it
+    changes, `train` the flows budget to the training arguments it changes."""
 
     key: str
     label: str
     config: Callable[[FlowConfig], dict] = lambda c: {}
-    train: dict = field(default_factory=dict)
+    train: Callable[[FlowBudget], dict] = lambda b: {}
 
 
 # Each variant changes one thing from the baseline; all train on the same images. The second
 # baseline seed measures the seed-to-seed spread.
 SWEEP = [
     SweepVariant("baseline", "baseline"),
-    SweepVariant("seed", "baseline, another seed", train={"seed": 1}),
-    SweepVariant("no_ema", "− EMA (raw weights of the baseline run)", train={"raw_weights": True}),
+    SweepVariant("seed", "baseline, another seed", train=lambda b: {"seed": 1}),
+    SweepVariant("no_ema", "− EMA (raw weights of the baseline run)", train=lambda b: {"raw_weights": True}),
     SweepVariant("no_invconv", "− invertible 1×1 convs", lambda c: {"invconv": False}),
-    SweepVariant("fp32", "float32 instead of bf16", train={"precision": "fp32"}),
+    SweepVariant("fp32", "float32 instead of bf16", train=lambda b: {"precision": "fp32"}),
     SweepVariant("scales3", "3 scales (28, 14, 7)", lambda c: {"scales": 3}),
     SweepVariant("fewer_couplings", "one coupling fewer per mask", lambda c: {"couplings": max(1, c.couplings - 1)}),
     SweepVariant("no_actnorm", "no ActNorm", lambda c: {"actnorm": False}),
-    SweepVariant("batch512", "batch 512", train={"batch_size": 512}),
-    SweepVariant("batch2048", "batch 2048", train={"batch_size": 2048}),
+    SweepVariant("batch512", "batch 512", train=lambda b: {"batch_size": 512}),
+    SweepVariant("batch2048", "batch 2048", train=lambda b: {"batch_size": 2048}),
     SweepVariant("half_lr", "lr ÷2", lambda c: {"lr": c.lr / 2}),
-    # The dequantisation the budget does not use (label and value filled in by `sweep`).
-    SweepVariant("other_dequantization", "the other dequantisation", train={"dequantization": None}),
+    # The dequantisation the budget does not use.
+    SweepVariant("other_dequantization", "{dequantization} dequantisation",
+                 train=lambda b: {"dequantization": "uniform" if b.dequantization == "variational" else "variational"}),
 ]
 
 
@@ -223,7 +225,10 @@ class Sweep:
     rows: list[SweepResult]
 
     def __getitem__(self, key: str) -> SweepResult:
-        return next(r for r in self.rows if r.key == key)
+        for r in self.rows:
+            if r.key == key:
+                return r
+        raise KeyError(f"no sweep row {key!r}; rows: {', '.join(r.key for r in self.rows)}")
 
     @property
     def seed_spread(self) -> float:
@@ -244,10 +249,7 @@ def sweep(dataset: str, profile: str | Profile, variants=SWEEP) -> Sweep:
     base = model_config(ds, budget)
     rows = []
     for v in variants:
-        label, train_kw = v.label, v.train
-        if v.key == "other_dequantization":
-            other = "uniform" if budget.dequantization == "variational" else "variational"
-            label, train_kw = f"{other} dequantisation", {**train_kw, "dequantization": other}
+        train_kw = v.train(budget)
         resolved = v.config(base)
         bs = train_kw.get("batch_size", budget.batch_size)
         run = train(ds.name, profile, name="realnvp-sweep", train_images=budget.sweep_subset,
@@ -256,7 +258,7 @@ def sweep(dataset: str, profile: str | Profile, variants=SWEEP) -> Sweep:
                     raw_weights=train_kw.get("raw_weights", False),
                     dequantization=train_kw.get("dequantization"), **resolved)
         rows.append(SweepResult(
-            key=v.key, label=label,
+            key=v.key, label=v.label.format(**train_kw),
             changed=", ".join(f"{k}={x:.3g}" if isinstance(x, float) else f"{k}={x}"
                               for k, x in {**resolved, **train_kw}.items()) or "—",
             parameters=run.parameters, steps=int(run.train_images // bs * budget.sweep_epochs),
