@@ -160,7 +160,8 @@ def _families(profile_name: str = "cpu", batch_scale: int = 1):
     from genlab.flow_study import model_config
     from genlab.flows import RealNVP
     from genlab.gans import ConvGAN, ConvGANConfig
-    from genlab.progan import ProGAN, ProGANConfig, ProGANStage
+    from genlab.gan_study import progan_config
+    from genlab.progan import ProGAN, ProGANStage
 
     profile = get_profile(profile_name)
     mnist = gdata.load("mnist")
@@ -181,8 +182,8 @@ def _families(profile_name: str = "cpu", batch_scale: int = 1):
         "VAE": (lambda: AutoEncoder(AEConfig(width=a.width, latent=a.vae_latent)), (images(a.batch_size * k),)),
         "conv GAN (cGAN)": (lambda: ConvGAN(ConvGANConfig(classes=10, width=b.conv_width)),
                             (images(b.batch_size * k), labels(b.batch_size * k))),
-        "ProGAN (32x32 stage)": (lambda: ProGAN(ProGANStage(ProGANConfig(channels=b.progan_channels), 3, 100)),
-                                 (cifar_like,)),
+        "ProGAN (32x32 stage)": (lambda: ProGAN(ProGANStage(progan_config(profile), 3, 100)),
+                                 (cifar_like, labels(b.progan_batch * k) % max(1, b.self_conditioning))),
         "classifier (MNIST)": (lambda: Classifier(_budget_config(mnist, classifier)),
                                (images(classifier.batch_size * k), labels(classifier.batch_size * k))),
     }

@@ -13,17 +13,24 @@ from torch.nn import functional as F
 
 from genlab import data as gdata, experiment
 from genlab.atomic import save_torch
-from genlab.cache import code_fingerprint
+from genlab.cache import code_fingerprint, tensor_memo
 from genlab.clusters import cluster_labels, cluster_prior
 from genlab.config import GANBudget, Profile, config_dict, get_profile
 from genlab.gans import ConvGAN, ConvGANConfig, GANConfig, VanillaGAN, to_signed, to_uint8
 from genlab.metrics import class_histogram, yardstick
+from genlab.paths import cache_dir
 from genlab.plots import grid_array, plot_histogram
 from genlab.progan import ProGAN, ProGANConfig, ProGANStage, downsample_to
 from genlab.train import fit
 
 COLLAPSE_COVERAGE = 0.8    # below this class coverage an epoch is flagged as mode collapse
 FM_WEIGHT = 1.0            # feature-matching weight beside the adversarial loss in cGAN + FM
+
+
+def clusters(dataset: str, n: int, k: int) -> torch.Tensor:
+    """`cluster_labels`, kept on disk: k-means on CIFAR-10's pixels takes half a minute a build."""
+    return tensor_memo(cache_dir() / "clusters" / f"{dataset}-{n}-k{k}.pt",
+                       lambda: {"labels": cluster_labels(dataset, n, k)}, code=cluster_labels)["labels"]
 
 
 # --- 1. vanilla GAN ------------------------------------------------------------------------
@@ -144,7 +151,7 @@ def train_conv(dataset: str, profile: str | Profile, *, classes: int = 0, seed: 
     k = b.self_conditioning if self_conditioning is None else self_conditioning
     labels, labels_id, prior = ds.y_train[:n], "labels", None
     if not classes and k:
-        labels = cluster_labels(ds.name, n, k)
+        labels = clusters(ds.name, n, k)
         labels_id = f"kmeans{k}@{code_fingerprint(cluster_labels)}"
         prior = cluster_prior(labels, k)
     mode_seeking = b.cgan_mode_seeking if classes else b.mode_seeking
@@ -246,7 +253,7 @@ def conv_section(report, datasets) -> tuple[pd.DataFrame, pd.DataFrame]:
 @torch.no_grad()
 def intra_class_diversity(ys, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Mean pairwise distance of classifier features within each class, averaged over classes."""
-    feats = ys.extractor(gdata.to_float(images).to(ys.device)).float().cpu()
+    feats = ys.features(images).float().cpu()
     dists = []
     for c in labels.unique():
         f = feats[labels == c][:200]
@@ -375,12 +382,23 @@ def cgan_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 # --- 3. progressive growing GAN on CIFAR-10 ---------------------------------------------------
 
+def progan_config(profile: Profile) -> ProGANConfig:
+    """ProGAN on CIFAR-10 with the conv GAN's recipe, self-conditioned on the budget's clusters."""
+    b = profile.gans
+    gan = ConvGANConfig(image_shape=(3, 32, 32), classes=b.self_conditioning, lr_g=b.progan_lr, lr_d=b.progan_lr,
+                        mode_seeking=b.mode_seeking)
+    return ProGANConfig(gan=gan, channels=b.progan_channels)
+
+
 def train_progan(profile: str | Profile):
     """Grow 4 -> 8 -> 16 -> 32, one `fit` per stage; each stage starts from the last one's weights."""
     profile = get_profile(profile)
     b = profile.gans
     ds = gdata.load("cifar10")
-    base = ProGANConfig(channels=b.progan_channels, lr=b.progan_lr)
+    base = progan_config(profile)
+    k = base.gan.classes
+    labels = clusters(ds.name, len(ds.x_train), k) if k else None
+    prior = cluster_prior(labels, k) if k else None
     stages, previous, prev_model = [], None, None
     offset = 0
     for s, steps in enumerate(b.progan_steps):
@@ -388,16 +406,19 @@ def train_progan(profile: str | Profile):
         per_epoch = max(1, steps // b.progan_epochs_per_stage)
         n = per_epoch * b.progan_batch
         # Each stage takes the next n training images, wrapping around at the end of the set.
-        x = ds.x_train[(offset + torch.arange(n)) % len(ds.x_train)]
+        idx = (offset + torch.arange(n)) % len(ds.x_train)
+        data = (ds.x_train[idx],) if labels is None else (ds.x_train[idx], labels[idx])
         offset += n
 
         def build(cfg=cfg, prev=prev_model):
             model = ProGAN(cfg)
             return model.grow_from(prev) if prev is not None else model
 
-        result = fit(f"progan-stage{s}", build, cfg, (x,), epochs=b.progan_epochs_per_stage,
+        result = fit(f"progan-stage{s}", build, cfg, data, epochs=b.progan_epochs_per_stage,
                      batch_size=b.progan_batch, seed=profile.seed, device=profile.device, precision=profile.precision,
-                     data_id=f"cifar10:train[{offset - n}:{offset}] mod {len(ds.x_train)}")
+                     data_id=f"cifar10:train[{offset - n}:{offset}] mod {len(ds.x_train)}"
+                             + (f"+kmeans{k}@{code_fingerprint(cluster_labels)}" if k else ""))
+        result.model.label_prior = result.trained.label_prior = prior
         stages.append((cfg, result, min(n, len(ds.x_train))))
         # The next stage grows from the weights the optimisers trained (G and D as they were matched),
         # not from their EMA: the EMA is for sampling and measuring.
@@ -524,7 +545,7 @@ def hyperparameter_table(profile: str | Profile) -> pd.DataFrame:
     b = get_profile(profile).gans
     van = GANConfig(hidden=b.vanilla_hidden, lr_g=b.lr, lr_d=b.lr)
     cv = ConvGANConfig(width=b.conv_width, lr_g=b.conv_lr_g, lr_d=b.conv_lr_d)
-    pg = ProGANConfig(channels=b.progan_channels, lr=b.progan_lr)
+    pg = progan_config(get_profile(profile))
     h = van.hidden
     return pd.DataFrame([
         {"model": "vanilla GAN", "architecture": f"G: {van.noise}→{h}→{2 * h}→{4 * h}→784; D: 784→{2 * h}→{h}→1",
@@ -542,10 +563,12 @@ def hyperparameter_table(profile: str | Profile) -> pd.DataFrame:
          "loss": f"{cv.loss} (+ mode seeking, weight {b.cgan_mode_seeking:g}; + feature matching on D's last "
                  f"features, weight {FM_WEIGHT:g})",
          "stabilisers": "as the conv GAN", "optimiser": "as the conv GAN", "batch": b.batch_size},
-        {"model": "ProGAN", "architecture": f"{pg.channels} channels per block, resolutions "
-                                            f"{'→'.join(map(str, pg.resolutions[:len(b.progan_steps)]))}",
-         "loss": "hinge",
-         "stabilisers": f"fade-in, spectral norm and minibatch std in D, pixel norm and equalised LR in G, "
-                        f"EMA of G ({pg.ema})",
-         "optimiser": f"Adam lr {pg.lr:g}, β {pg.betas}", "batch": b.progan_batch},
+        {"model": "ProGAN", "architecture": "the conv GAN's blocks, grown: resolutions "
+                                            f"{'→'.join(map(str, pg.resolutions[:len(b.progan_steps)]))}, "
+                                            f"{'/'.join(str(pg.width(i)) for i in range(len(pg.resolutions)))} "
+                                            "channels; a transposed conv per stage in G, a strided conv in D",
+         "loss": f"as the conv GAN (mode seeking {pg.gan.mode_seeking:g}"
+                 + (f"; {pg.gan.classes} k-means clusters of CIFAR-10's pixels)" if pg.gan.classes else ")"),
+         "stabilisers": f"fade-in of each new block, spectral norm in D, EMA of G ({pg.gan.ema}), batch norm in G",
+         "optimiser": f"Adam lr {pg.gan.lr_g:g}, β {pg.gan.betas}", "batch": b.progan_batch},
     ])

@@ -41,6 +41,18 @@ class FeatureExtractor(nn.Module):
                           for i in range(0, len(x), self.batch_size)]).double()
 
 
+class GivenFeatures(nn.Module):
+    """For a torchmetrics FID fed with features the caller computed (a Yardstick computes a sample
+    set's features once, for its FID and its class probabilities alike)."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features.double()
+
+
 def new_fid(extractor: nn.Module) -> FrechetInceptionDistance:
     """A torchmetrics FID that keeps its real statistics across `reset()`."""
     # normalize=True: our extractor takes float images in [0, 1] as they are.
@@ -105,8 +117,7 @@ class Yardstick:
         self.classifier, self.fit_result, self.test_accuracy = cached_classifier(
             self.dataset.name, self.profile.name)
         self.device = next(self.classifier.parameters()).device
-        self.extractor = FeatureExtractor(self.classifier)
-        self._fid = new_fid(self.extractor).to(self.device)
+        self._fid = new_fid(GivenFeatures(self.classifier.num_features)).to(self.device)
         n_ref = self.profile.fid_reference or len(self.dataset.x_train)
         self.n_reference = n_ref
         self._floors: dict[int, float] = {}
@@ -119,11 +130,15 @@ class Yardstick:
 
     def _reference_stats(self, n_ref: int) -> dict[str, torch.Tensor]:
         for i in range(0, n_ref, 2000):
-            self._fid.update(self._prep(self.dataset.x_train[i:min(i + 2000, n_ref)]), real=True)
+            self._fid.update(self.features(self.dataset.x_train[i:min(i + 2000, n_ref)]), real=True)
         return {name: getattr(self._fid, name) for name in _REAL_STATES}
 
-    def _prep(self, images: torch.Tensor) -> torch.Tensor:
-        return gdata.to_float(images).to(self.device)
+    @torch.no_grad()
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The classifier's feature layer (what FID compares) for uint8 or [0, 1] float images."""
+        self.classifier.eval()
+        return torch.cat([self.classifier.features(gdata.to_float(images[i:i + 1000]).to(self.device))
+                          for i in range(0, len(images), 1000)])
 
     @property
     def num_classes(self) -> int:
@@ -131,9 +146,11 @@ class Yardstick:
 
     def fid(self, images: torch.Tensor) -> float:
         """FID of `images` against the reference (training-set) statistics."""
+        return self._fid_of(self.features(images))
+
+    def _fid_of(self, features: torch.Tensor) -> float:
         self._fid.reset()
-        for i in range(0, len(images), 2000):
-            self._fid.update(self._prep(images[i:i + 2000]), real=False)
+        self._fid.update(features, real=False)
         return float(self._fid.compute())
 
     @property
@@ -151,10 +168,10 @@ class Yardstick:
         return self._floors[n]
 
     @torch.no_grad()
-    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        self.classifier.eval()
-        return torch.cat([self.classifier(self._prep(images[i:i + 1000])).softmax(1).cpu()
-                          for i in range(0, len(images), 1000)])
+    def probabilities(self, images: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """Class probabilities of `images` (from their `features` when already computed)."""
+        features = self.features(images) if features is None else features
+        return self.classifier.head(features).softmax(1).cpu()
 
     def measure(self, images: torch.Tensor, labels: torch.Tensor | None = None, *, name: str | None = None,
                 config: dict | None = None) -> SampleReport:
@@ -164,10 +181,11 @@ class Yardstick:
             extra = {} if labels is None else {"labels": labels.cpu().tolist()}
             _sample_sink(name, images.cpu(), {**(config or {}), **extra, "measured_by": f"{self.dataset.name} "
                                               f"classifier, profile {self.profile.name}"})
-        probs = self.probabilities(images)
+        features = self.features(images)
+        probs = self.probabilities(images, features)
         pred = probs.argmax(1)
         return SampleReport(
-            fid=self.fid(images),
+            fid=self._fid_of(features),
             fid_floor=self.floor(len(images)),
             coverage=class_coverage(pred, self.num_classes),
             confidence=float(probs.max(1).values.mean()),
