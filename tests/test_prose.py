@@ -42,18 +42,19 @@ def test_gan_discussion_reads_the_stage_order_and_the_ablation_signs():
     labels = [v[0] for v in gs.CGAN_VARIANTS]
     cgan = _cgan_table({label: [0.95] for label in labels}, {label: 15.0 for label in labels})
 
-    def progan(fids):
+    def progan(fids, change=(-0.01, -0.05)):
         return pd.DataFrame({"FID (upsampled to 32)": fids, "real floor at this resolution": [400.0, 300.0],
                              "resolution": ["4×4", "8×8"], "steps": [1000, 1000], "final D loss": [1.5, 1.6],
-                             "D(x) − D(G(z))": [0.3, 0.2]})
+                             "D(x) − D(G(z))": [0.3, 0.2], "FID change, last 1/k of stage": list(change)})
 
     text = gs.discussion(vanilla, (results, ablation), cgan, progan([480.0, 470.0]), "cpu")
     assert "− spectral norm: FID 90 (+50: the technique pays)" in text     # removing it made FID worse
     assert "+ TTUR: FID 45 (+5: the technique does not pay here)" in text  # adding it made FID worse
     assert sum(t.adds for t in gs.CONV_ABLATION) == 1                   # the verdict's sign reads a field
     assert "it falls at every stage." in text and "the discriminator has **not** won" in text
-    text = gs.discussion(vanilla, (results, ablation), cgan, progan([480.0, 500.0]), "cpu")
-    assert "it does **not** fall at every stage." in text
+    assert "changed by -1%, -5%: still falling at 8×8, where more steps would pay." in text
+    text = gs.discussion(vanilla, (results, ablation), cgan, progan([480.0, 500.0], (0.01, -0.015)), "cpu")
+    assert "it does **not** fall at every stage." in text and "every stage had levelled off" in text
 
 
 def _sweep(bits: dict[str, float], **fields):

@@ -137,13 +137,15 @@ class GANBudget:
     cgan_subset: int = knob(0, min=0)         # training images of each cGAN run (0: all)
     cgan_seeds: int = 2                       # seeds per cGAN variant
     samples: int = 2000                       # per FID / coverage / accuracy measurement
-    progan_channels: int = 64
-    progan_lr: float = 2e-4
-    # Optimiser steps per stage (4, 8, 16, 32). Measured (CIFAR-10, lr 2e-4, AMD EPYC): the 4x4 stage needs
-    # ~1000 (FID 618 after 600, 463 after 1000; its floor is 430); 8x8 and 16x16 hardly improve with more
-    # (8x8: 474 after 600, 462 after 1500, 474 after 3000 steps from scratch).
-    progan_steps: tuple[int, ...] = (1000, 1000, 1500, 600)
-    progan_batch: int = 32
+    progan_channels: int = 64                 # c: ProGAN's blocks have 2c, 2c, c, c/2 channels (4 to 32 pixels)
+    progan_lr: float = 1e-3                   # G and D, as the conv GAN's
+    # Optimiser steps per stage (4, 8, 16, 32 px). Measured on CIFAR-10 (AMD EPYC, one thread, batch 64), FID by
+    # stage: (1000, 1500, 2000, 1000) steps 479, 416, 268, 232 in 14.4 min; (500, 1000, 1500, 1500) 470, 447, 413,
+    # 253 in 13.9 min; (600, 1200, 1800, 1800) 476, 430, 420, 218 in 15.3 min, where FID over each stage's four
+    # history points was flat at 8x8 (442, 430, 430, 430) and 16x16 (437, 411, 411, 420) but still falling at
+    # 32x32 (247, 305, 244, 218): the steps go to the last stage.
+    progan_steps: tuple[int, ...] = (500, 800, 1200, 1800)
+    progan_batch: int = 64
     progan_epochs_per_stage: int = 4          # history points per stage (the loop's "epochs")
 
     def __post_init__(self):

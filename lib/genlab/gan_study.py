@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from genlab import data as gdata, experiment
 from genlab.atomic import save_torch
-from genlab.cache import code_fingerprint, tensor_memo
+from genlab.cache import code_fingerprint, json_memo, tensor_memo
 from genlab.clusters import cluster_labels, cluster_prior
 from genlab.config import GANBudget, Profile, config_dict, get_profile
 from genlab.gans import ConvGAN, ConvGANConfig, GANConfig, VanillaGAN, to_signed, to_uint8
@@ -390,67 +390,87 @@ def progan_config(profile: Profile) -> ProGANConfig:
     return ProGANConfig(gan=gan, channels=b.progan_channels)
 
 
-def train_progan(profile: str | Profile):
-    """Grow 4 -> 8 -> 16 -> 32, one `fit` per stage; each stage starts from the last one's weights."""
+def train_progan(profile: str | Profile, on_epoch_end=None):
+    """Grow 4 -> 8 -> 16 -> 32, one `fit` per stage; each stage starts from the last one's weights.
+    `on_epoch_end(model, epoch, run_dir)` may measure the model at every history point (see `fit`)."""
     profile = get_profile(profile)
     b = profile.gans
     ds = gdata.load("cifar10")
     base = progan_config(profile)
+    # Stage s takes the next steps_s / epochs_per_stage batches of training images, wrapping around at the
+    # end of the set; the clusters are those of every image some stage sees.
+    sizes = [max(1, steps // b.progan_epochs_per_stage) * b.progan_batch for steps in b.progan_steps]
+    seen = min(sum(sizes), len(ds.x_train))
     k = base.gan.classes
-    labels = clusters(ds.name, len(ds.x_train), k) if k else None
+    labels = clusters(ds.name, seen, k) if k else None
     prior = cluster_prior(labels, k) if k else None
     stages, previous, prev_model = [], None, None
     offset = 0
-    for s, steps in enumerate(b.progan_steps):
+    for s, (steps, n) in enumerate(zip(b.progan_steps, sizes)):
         cfg = ProGANStage(base, s, steps, previous)
-        per_epoch = max(1, steps // b.progan_epochs_per_stage)
-        n = per_epoch * b.progan_batch
-        # Each stage takes the next n training images, wrapping around at the end of the set.
-        idx = (offset + torch.arange(n)) % len(ds.x_train)
+        idx = (offset + torch.arange(n)) % seen
         data = (ds.x_train[idx],) if labels is None else (ds.x_train[idx], labels[idx])
         offset += n
 
         def build(cfg=cfg, prev=prev_model):
             model = ProGAN(cfg)
+            model.label_prior = prior          # samples draw clusters as often as they occur
             return model.grow_from(prev) if prev is not None else model
 
         result = fit(f"progan-stage{s}", build, cfg, data, epochs=b.progan_epochs_per_stage,
                      batch_size=b.progan_batch, seed=profile.seed, device=profile.device, precision=profile.precision,
-                     data_id=f"cifar10:train[{offset - n}:{offset}] mod {len(ds.x_train)}"
+                     on_epoch_end=on_epoch_end, data_id=f"cifar10:train[{offset - n}:{offset}] mod {seen}"
                              + (f"+kmeans{k}@{code_fingerprint(cluster_labels)}" if k else ""))
-        result.model.label_prior = result.trained.label_prior = prior
-        stages.append((cfg, result, min(n, len(ds.x_train))))
+        stages.append((cfg, result, min(n, seen)))
         # The next stage grows from the weights the optimisers trained (G and D as they were matched),
         # not from their EMA: the EMA is for sampling and measuring.
         previous, prev_model = cfg, result.trained
     return stages
 
 
+def lowres_floor(ys, n: int, resolution: int) -> float:
+    """FID of n real test images reduced to `resolution` and shown upsampled to full size: the best a
+    stage at that resolution can score. Kept beside the classifier (it changes only with it)."""
+    def compute():
+        x = ys.dataset.x_test[:n]
+        low = F.interpolate(downsample_to(to_signed(x), resolution), size=x.shape[-1], mode="nearest")
+        return ys.fid(to_uint8(low))
+    return json_memo(ys.fit_result.run_dir / f"fid_floor_{n}_at_{resolution}px.json", compute, code=lowres_floor)
+
+
 def progan_section(report) -> pd.DataFrame:
     b = report.profile.gans
     ys = yardstick("cifar10", report.profile.name)
-    ds = gdata.load("cifar10")
-    stages = train_progan(report.profile)
+    n, seed = b.samples, report.profile.seed
+
+    def fid_now(model, epoch, run_dir):
+        """FID at every history point: where in a stage the steps still pay."""
+        return {"FID": ys.fid(model.sample(n, generator=torch.Generator().manual_seed(seed), size=32))}
+
+    stages = train_progan(report.profile, on_epoch_end=fid_now)
     rows, histories, t0 = [], [], 0
-    n = b.samples
     for cfg, result, n_images in stages:
         model = result.model
         res = model.resolution
-        samples = model.sample(n, generator=torch.Generator().manual_seed(report.profile.seed), size=32)
+        samples = model.sample(n, generator=torch.Generator().manual_seed(seed), size=32)
         m = ys.measure(samples, name=f"measured_progan_stage{cfg.stage + 1}",
                        config={"stage": cfg.stage, "resolution": res, "upsampled_to": 32,
-                               "seed": report.profile.seed, "progan": config_dict(cfg.base)})
-        real_lowres = F.interpolate(downsample_to(to_signed(ds.x_test[:n]), res), size=32, mode="nearest")
-        floor_res = ys.fid(to_uint8(real_lowres))
+                               "seed": seed, "progan": config_dict(cfg.base)})
+        floor_res = lowres_floor(ys, n, res)
         h = result.history.copy()
         h["step"] = h["epoch"] * (cfg.steps // b.progan_epochs_per_stage) + t0
         h["stage"] = cfg.stage
+        h["floor"] = floor_res
         histories.append(h)
         t0 = int(h["step"].iloc[-1])
         rows.append({"stage": cfg.stage + 1, "resolution": f"{res}×{res}", "steps": cfg.steps,
                      "distinct images": n_images, "FID (upsampled to 32)": m.fid,
                      "real floor at this resolution": floor_res, "real floor at 32×32": m.fid_floor,
-                     "coverage": m.coverage, "final D loss": h["train_loss_d"].iloc[-1],
+                     "coverage": m.coverage,
+                     # Relative change of FID over the stage's last history point: still falling = steps still pay.
+                     "FID change, last 1/k of stage": (h["FID"].iloc[-1] / h["FID"].iloc[-2] - 1
+                                                       if "FID" in h and len(h) > 1 else float("nan")),
+                     "final D loss": h["train_loss_d"].iloc[-1],
                      "D(x) − D(G(z))": h["train_D(x)"].iloc[-1] - h["train_D(G(z))"].iloc[-1],
                      "train time (min)": result.train_seconds / 60})
         report.grid(f"progan_stage{cfg.stage + 1}", samples[:16],
@@ -458,8 +478,14 @@ def progan_section(report) -> pd.DataFrame:
                     config={"stage": cfg.stage, "resolution": res, "progan": config_dict(cfg.base)})
     h = pd.concat(histories)
     fig, axes = plt.subplots(1, 3, figsize=(13, 2.8))
-    axes[0].plot(h["step"], h["train_alpha"], marker="o")
-    axes[0].set_title("fade-in α (epoch mean)", fontsize=9)
+    if "FID" in h:           # histories trained before FID was logged have none
+        axes[0].plot(h["step"], h["FID"], marker="o", label="samples")
+    start = 0
+    for _, st in h.groupby("stage"):
+        axes[0].plot([start, st["step"].max()], [st["floor"].iloc[0]] * 2, color="grey", ls="--", lw=1)
+        start = st["step"].max()
+    axes[0].set_yscale("log")
+    axes[0].set_title("FID (upsampled to 32); dashed: real images at the stage's resolution", fontsize=9)
     axes[1].plot(h["step"], h["train_loss_d"], marker="o", label="D loss")
     axes[1].plot(h["step"], h["train_loss_g"], marker="o", label="G loss")
     axes[1].set_title("hinge losses", fontsize=9)
@@ -471,8 +497,7 @@ def progan_section(report) -> pd.DataFrame:
             ax.axvline(s_end, color="grey", ls=":", lw=1)
         ax.set_xlabel("optimiser step")
         ax.grid(alpha=0.3)
-        if ax is not axes[0]:
-            ax.legend(fontsize=7)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     plt.show()
     plt.close(fig)
@@ -528,6 +553,7 @@ def discussion(vanilla: pd.DataFrame, conv: tuple[pd.DataFrame, pd.DataFrame], c
                + ", ".join(f"{f / fl:.1f}×" for f, fl in zip(fids, floors))
                + f" that floor ({', '.join(progan['resolution'])}), after "
                + ", ".join(str(v) for v in progan["steps"]) + " optimiser steps per stage."
+               + progan_steps_text(progan)
                + f" The last stage ends with hinge D loss {progan['final D loss'].iloc[-1]:.3f} (2 = D cannot tell "
                f"real from fake, 0 = it separates them by the full margin) and a score gap D(x) − D(G(z)) of "
                f"{progan['D(x) − D(G(z))'].iloc[-1]:.3f}: "
@@ -538,6 +564,18 @@ def discussion(vanilla: pd.DataFrame, conv: tuple[pd.DataFrame, pd.DataFrame], c
         out.append("*This is the `smoke` profile: tiny models trained for seconds; the numbers only show that the "
                    "pipeline runs.*")
     return "\n\n".join(out)
+
+
+def progan_steps_text(progan: pd.DataFrame) -> str:
+    """Where the steps paid: FID's change over the last history point of each stage."""
+    change = progan["FID change, last 1/k of stage"]
+    if change.isna().any():
+        return ""
+    still = [r for r, c in zip(progan["resolution"], change) if c < -0.02]
+    return (" Over the last history point of each stage FID changed by "
+            + ", ".join(f"{c:+.0%}" for c in change) + ": "
+            + (f"still falling at {', '.join(still)}, where more steps would pay." if still else
+               "every stage had levelled off (within 2 %) before it grew."))
 
 
 def hyperparameter_table(profile: str | Profile) -> pd.DataFrame:
