@@ -45,7 +45,7 @@ def test_gan_discussion_reads_the_stage_order_and_the_ablation_signs():
     def progan(fids, change=(-0.01, -0.05)):
         return pd.DataFrame({"FID (upsampled to 32)": fids, "real floor at this resolution": [400.0, 300.0],
                              "resolution": ["4×4", "8×8"], "steps": [1000, 1000], "final D loss": [1.5, 1.6],
-                             "D(x) − D(G(z))": [0.3, 0.2], "FID change, last 1/k of stage": list(change)})
+                             "D(x) − D(G(z))": [0.3, 0.2], "FID change at last point": list(change)})
 
     text = gs.discussion(vanilla, (results, ablation), cgan, progan([480.0, 470.0]), "cpu")
     assert "− spectral norm: FID 90 (+50: the technique pays)" in text     # removing it made FID worse

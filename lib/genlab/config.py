@@ -146,9 +146,10 @@ class GANBudget:
     # 32x32 (247, 305, 244, 218): the steps go to the last stage.
     progan_steps: tuple[int, ...] = (500, 800, 1200, 1800)
     progan_batch: int = 64
-    # Decay of the EMA of ProGAN's weights, which its samples come from. Measured on the build's own run
-    # (FID by stage, CIFAR-10): the conv GAN's 0.999 gave 470, 412, 458, 250 and the raw weights of the same run
-    # 472, 396, 377, 233 - an average over ~1000 steps spans most of a stage and its fade-in.
+    # Decay of the EMA of ProGAN's weights, which its samples come from. Measured in the cpu build (FID by stage,
+    # CIFAR-10): the conv GAN's 0.999 gave 470, 412, 458, 250 (the raw weights of that run 472, 396, 377, 233: an
+    # average over ~1000 steps spans most of a stage and its fade-in); 0.99 gave 475, 417, 412, 233, and over
+    # the 32 px stage's four history points 289, 258, 254, 233 where 0.999 swung 288, 484, 354, 250.
     progan_ema: float = knob(0.99, min=0)
     progan_epochs_per_stage: int = 4          # history points per stage (the loop's "epochs")
 

@@ -468,7 +468,7 @@ def progan_section(report) -> pd.DataFrame:
                      "real floor at this resolution": floor_res, "real floor at 32×32": m.fid_floor,
                      "coverage": m.coverage,
                      # Relative change of FID over the stage's last history point: still falling = steps still pay.
-                     "FID change, last 1/k of stage": (h["FID"].iloc[-1] / h["FID"].iloc[-2] - 1
+                     "FID change at last point": (h["FID"].iloc[-1] / h["FID"].iloc[-2] - 1
                                                        if "FID" in h and len(h) > 1 else float("nan")),
                      "final D loss": h["train_loss_d"].iloc[-1],
                      "D(x) − D(G(z))": h["train_D(x)"].iloc[-1] - h["train_D(G(z))"].iloc[-1],
@@ -484,8 +484,8 @@ def progan_section(report) -> pd.DataFrame:
     for _, st in h.groupby("stage"):
         axes[0].plot([start, st["step"].max()], [st["floor"].iloc[0]] * 2, color="grey", ls="--", lw=1)
         start = st["step"].max()
-    axes[0].set_yscale("log")
-    axes[0].set_title("FID (upsampled to 32); dashed: real images at the stage's resolution", fontsize=9)
+    axes[0].set_ylim(bottom=0)
+    axes[0].set_title("FID by step (dashed: real floor at the stage's resolution)", fontsize=9)
     axes[1].plot(h["step"], h["train_loss_d"], marker="o", label="D loss")
     axes[1].plot(h["step"], h["train_loss_g"], marker="o", label="G loss")
     axes[1].set_title("hinge losses", fontsize=9)
@@ -568,7 +568,7 @@ def discussion(vanilla: pd.DataFrame, conv: tuple[pd.DataFrame, pd.DataFrame], c
 
 def progan_steps_text(progan: pd.DataFrame) -> str:
     """Where the steps paid: FID's change over the last history point of each stage."""
-    change = progan["FID change, last 1/k of stage"]
+    change = progan["FID change at last point"]
     if change.isna().any():
         return ""
     still = [r for r, c in zip(progan["resolution"], change) if c < -0.02]
