@@ -36,3 +36,17 @@ def test_a_self_conditioned_gan_samples_its_clusters_as_often_as_they_occur():
     model.label_prior = None                                # a cGAN: every class in turn
     model.sample(6)
     assert seen[1].tolist() == [0, 1, 2, 0, 1, 2]
+
+
+def test_cluster_labels_are_kept_on_disk_and_read_back_by_a_new_process(monkeypatch):
+    from genlab import clusters, gan_study
+
+    first = gan_study.clusters("mnist", 300, 5)
+    assert first.shape == (300,) and set(first.tolist()) <= set(range(5))
+
+    def no_kmeans(*args, **kwargs):
+        raise AssertionError("k-means ran again")
+    clusters.cluster_labels.cache_clear()                 # a rebuild: nothing in memory
+    monkeypatch.setattr(clusters, "kmeans", no_kmeans)
+    assert torch.equal(gan_study.clusters("mnist", 300, 5), first)
+    clusters.cluster_labels.cache_clear()
