@@ -146,10 +146,11 @@ class GANBudget:
     # 32x32 (247, 305, 244, 218): the steps go to the last stage.
     progan_steps: tuple[int, ...] = (500, 800, 1200, 1800)
     progan_batch: int = 64
-    # Decay of the EMA of ProGAN's weights, which its samples come from. Measured in the cpu build (FID by stage,
-    # CIFAR-10): the conv GAN's 0.999 gave 470, 412, 458, 250 (the raw weights of that run 472, 396, 377, 233: an
-    # average over ~1000 steps spans most of a stage and its fade-in); 0.99 gave 475, 417, 412, 233, and over
-    # the 32 px stage's four history points 289, 258, 254, 233 where 0.999 swung 288, 484, 354, 250.
+    # Decay of the EMA of ProGAN's weights, which its samples come from. The loop's warm-up (decay min(d, t/(t+10))
+    # at step t) makes any d >= 0.99 the same for a stage's first ~1000 steps, so this matters for long stages
+    # only. Measured in cpu builds (FID by stage, CIFAR-10): with 0.999, 470, 412, 458, 250, the raw weights of
+    # that run 472, 396, 377, 233 (the average lags a stage that is still moving); with 0.99,
+    # 475, 417, 412, 233 - a run on two threads, whose trajectory differs, so part of that gap is run-to-run noise.
     progan_ema: float = knob(0.99, min=0)
     progan_epochs_per_stage: int = 4          # history points per stage (the loop's "epochs")
 
