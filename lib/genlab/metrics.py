@@ -117,6 +117,7 @@ class Yardstick:
         self.classifier, self.fit_result, self.test_accuracy = cached_classifier(
             self.dataset.name, self.profile.name)
         self.device = next(self.classifier.parameters()).device
+        self._extractor = FeatureExtractor(self.classifier)
         self._fid = new_fid(GivenFeatures(self.classifier.num_features)).to(self.device)
         n_ref = self.profile.fid_reference or len(self.dataset.x_train)
         self.n_reference = n_ref
@@ -133,12 +134,9 @@ class Yardstick:
             self._fid.update(self.features(self.dataset.x_train[i:min(i + 2000, n_ref)]), real=True)
         return {name: getattr(self._fid, name) for name in _REAL_STATES}
 
-    @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """The classifier's feature layer (what FID compares) for uint8 or [0, 1] float images."""
-        self.classifier.eval()
-        return torch.cat([self.classifier.features(gdata.to_float(images[i:i + 1000]).to(self.device))
-                          for i in range(0, len(images), 1000)])
+        return self._extractor(gdata.to_float(images).to(self.device))
 
     @property
     def num_classes(self) -> int:
@@ -171,7 +169,7 @@ class Yardstick:
     def probabilities(self, images: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         """Class probabilities of `images` (from their `features` when already computed)."""
         features = self.features(images) if features is None else features
-        return self.classifier.head(features).softmax(1).cpu()
+        return self.classifier.head(features.float()).softmax(1).cpu()
 
     def measure(self, images: torch.Tensor, labels: torch.Tensor | None = None, *, name: str | None = None,
                 config: dict | None = None) -> SampleReport:
