@@ -61,6 +61,7 @@ def _sweep(bits: dict[str, float], **fields):
     from genlab.flow_study import SWEEP, Sweep, SweepResult
     return Sweep([SweepResult(key=v.key, label=v.label, changed="—", parameters=1000,
                               steps=4 if v.key == "batch2048" else 156, bits_per_dim=bits.get(v.key, 1.40),
+                              fid=fields.get("fids", {}).get(v.key, float("nan")), fid_floor=8.0,
                               precision=fields.get("precision", "bf16"),
                               dequantization=("uniform" if v.key == "other_dequantization" else "variational"),
                               seconds=120.0 if v.key == "other_dequantization" else 60.0) for v in SWEEP])
@@ -80,3 +81,16 @@ def test_flow_sweep_prose_compares_each_row_with_the_seed_spread_by_key_not_by_l
     assert list(sweep.table()["variant"])[:2] == ["baseline", "baseline, another seed"]
     stuck = " ".join(sweep_text(_sweep({"batch2048": 3.0}), {512: (7.0, 2.9), 2048: (0.0, 2.9)}))
     assert "**zero at some batch size**" in stuck and "**training did not progress**" in stuck
+    assert "sample FID" not in text   # no samples drawn, no FID claimed
+
+
+def test_flow_sweep_prose_gives_each_variants_sample_fid_beside_its_bits_per_dim():
+    from genlab.flow_study import sweep_text
+    sweep = _sweep({"baseline": 1.30, "seed": 1.31, "other_scales": 1.29},
+                   fids={**{v: 400.0 for v in ("batch512", "batch2048", "no_actnorm", "fp32", "no_ema",
+                                                "no_invconv", "half_lr", "fewer_couplings", "other_dequantization")},
+                         "baseline": 300.0, "seed": 310.0, "other_scales": 520.0})
+    text = " ".join(sweep_text(sweep, None))
+    assert "Baseline 1.300 bits/dim (sample FID 300 at T = 1, against a real floor of 8 for as many images; " \
+           "another seed: 310)" in text
+    assert "1.290 (-0.010, within the seed-to-seed spread of 0.010, sample FID 520)" in text

@@ -67,6 +67,9 @@ class FlowBudget:
     hidden: int = 32
     blocks: int = 1
     couplings: int = 3
+    # Resolution levels: 3 = 28, 14 and 7 px. The 7-px level's couplings see the whole image, which is what
+    # gives samples a global shape (see the sweep's FID column).
+    scales: int = knob(3, choices=(1, 2, 3))
     lr: float = 2e-3
     invconv: bool = True           # Glow's invertible 1x1 convolutions before the channel couplings
     ema: float = 0.999             # EMA of the weights for evaluation and sampling (0: none)
@@ -79,6 +82,7 @@ class FlowBudget:
     sweep_subset: int = 10000      # training images each hyperparameter variant sees
     sweep_epochs: int = 1
     sweep_eval: int = 2000         # test images for a variant's bits/dim
+    sweep_samples: int = 1000      # samples (T = 1) for a variant's FID; 0: none
     run_sweep: bool = True         # the hyperparameter sweep on the first dataset
 
 
@@ -200,7 +204,8 @@ PROFILES: dict[str, Profile] = {
         fid_samples=500,
         fid_reference=2000,
         flows=FlowBudget(epochs=1, train_subset=512, val_images=200, hidden=8, couplings=1, samples=200,
-                         temperatures=(0.7, 1.0), sweep_subset=256, sweep_eval=200),
+                         temperatures=(0.7, 1.0), sweep_subset=256, sweep_eval=200,
+                         sweep_samples=200),
         autoencoders=AEBudget(ae_epochs=1, vae_epochs=1, train_subset=1024, val_images=200, width=8, latents=(2, 8),
                               vae_latent=4, flow_steps=(2,), seeds=2, betas=(1.0, 4.0), iwae_k=10,
                               eval_images=200),

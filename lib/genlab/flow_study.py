@@ -4,6 +4,7 @@ The notebook only calls these; every number they return is measured here.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -16,7 +17,7 @@ from genlab.cache import json_memo, tensor_memo
 from genlab.config import FlowBudget, Profile, config_dict, get_profile, replace
 from genlab.dequantization import DequantizerConfig, VariationallyDequantizedRealNVP
 from genlab.flows import LOG2, AffineCoupling, FlowConfig, MultiScaleFlow, RealNVP, Squeeze
-from genlab.metrics import Yardstick
+from genlab.metrics import Yardstick, yardstick
 from genlab.train import FitResult
 
 
@@ -55,7 +56,7 @@ class FlowRun:
 
 
 def model_config(ds: gdata.Dataset, budget: FlowBudget, **overrides) -> FlowConfig:
-    base = FlowConfig(image_shape=tuple(ds.shape), hidden=budget.hidden, blocks=budget.blocks,
+    base = FlowConfig(image_shape=tuple(ds.shape), scales=budget.scales, hidden=budget.hidden, blocks=budget.blocks,
                       couplings=budget.couplings, lr=budget.lr, invconv=budget.invconv, ema=budget.ema)
     return replace(base, **overrides)
 
@@ -195,7 +196,8 @@ SWEEP = [
     SweepVariant("no_ema", "− EMA (raw weights of the baseline run)", train=lambda b: {"raw_weights": True}),
     SweepVariant("no_invconv", "− invertible 1×1 convs", lambda c: {"invconv": False}),
     SweepVariant("fp32", "float32 instead of bf16", train=lambda b: {"precision": "fp32"}),
-    SweepVariant("scales3", "3 scales (28, 14, 7)", lambda c: {"scales": 3}),
+    # The other multi-scale depth: 2 levels (28, 14 px) or 3 (28, 14, 7).
+    SweepVariant("other_scales", "{scales} scales", lambda c: {"scales": 2 if c.scales == 3 else 3}),
     SweepVariant("fewer_couplings", "one coupling fewer per mask", lambda c: {"couplings": max(1, c.couplings - 1)}),
     SweepVariant("no_actnorm", "no ActNorm", lambda c: {"actnorm": False}),
     SweepVariant("batch512", "batch 512", train=lambda b: {"batch_size": 512}),
@@ -215,6 +217,8 @@ class SweepResult:
     parameters: int
     steps: int
     bits_per_dim: float        # on the sweep's test images
+    fid: float                 # of the variant's samples at T = 1 (nan when the budget draws none)
+    fid_floor: float           # of as many held-out real images
     precision: str
     dequantization: str
     seconds: float             # training wall time
@@ -237,12 +241,13 @@ class Sweep:
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([{
             "variant": r.label, "changed": r.changed, "parameters": r.parameters, "steps": r.steps,
-            "test bits/dim": r.bits_per_dim, "precision": r.precision, "dequantisation": r.dequantization,
+            "test bits/dim": r.bits_per_dim, "FID (T = 1)": r.fid, "FID floor": r.fid_floor, "precision": r.precision, "dequantisation": r.dequantization,
             "train time (s)": r.seconds} for r in self.rows])
 
 
 def sweep(dataset: str, profile: str | Profile, variants=SWEEP) -> Sweep:
-    """Train each variant on the profile's short budget; measure test bits/dim and time."""
+    """Train each variant on the profile's short budget; measure test bits/dim, the FID of samples at
+    T = 1 (bits/dim alone can miss what a change does to samples) and the training time."""
     profile = get_profile(profile)
     budget = profile.flows
     ds = gdata.load(dataset)
@@ -257,14 +262,29 @@ def sweep(dataset: str, profile: str | Profile, variants=SWEEP) -> Sweep:
                     seed=train_kw.get("seed"), precision=train_kw.get("precision"),
                     raw_weights=train_kw.get("raw_weights", False),
                     dequantization=train_kw.get("dequantization"), **resolved)
+        fid, floor = _sample_fid(run, budget.sweep_samples, profile, train_kw.get("raw_weights", False))
         rows.append(SweepResult(
-            key=v.key, label=v.label.format(**train_kw),
+            key=v.key, label=v.label.format(**train_kw, **resolved),
             changed=", ".join(f"{k}={x:.3g}" if isinstance(x, float) else f"{k}={x}"
                               for k, x in {**resolved, **train_kw}.items()) or "—",
             parameters=run.parameters, steps=int(run.train_images // bs * budget.sweep_epochs),
-            bits_per_dim=run.test_bpd, precision=run.fit.precision, dequantization=run.dequantization,
+            bits_per_dim=run.test_bpd, fid=fid, fid_floor=floor, precision=run.fit.precision, dequantization=run.dequantization,
             seconds=run.fit.train_seconds))
     return Sweep(rows)
+
+
+def _sample_fid(run: FlowRun, n: int, profile: Profile, raw_weights: bool = False,
+                seed: int = 0) -> tuple[float, float]:
+    """(FID, real floor) of n samples at T = 1 (from the optimiser's own weights with `raw_weights`,
+    else from their EMA); (nan, nan) for n = 0."""
+    if n == 0:
+        return float("nan"), float("nan")
+    ys = yardstick(run.dataset, profile.name)
+    model = run.fit.trained if raw_weights else run.model
+    samples = tensor_memo(run.fit.run_dir / f"samples_T1_n{n}_seed{seed}{'_raw' if raw_weights else ''}.pt",
+                          lambda: {"images": model.sample(n, 1.0, generator=torch.Generator().manual_seed(seed))},
+                          code=_sample_fid)["images"]
+    return ys.fid(samples), ys.floor(n)
 
 
 # --- figures and prose ------------------------------------------------------------------
@@ -415,7 +435,8 @@ def sweep_text(sweep: Sweep, grads: dict[int, tuple[float, float]] | None) -> li
         r = sweep[key]
         d = r.bits_per_dim - base.bits_per_dim
         sig = "within" if abs(d) <= max(noise, 1e-9) * 1.5 else "beyond"
-        return f"{r.bits_per_dim:.3f} ({d:+.3f}, {sig} the seed-to-seed spread of {noise:.3f})"
+        fid = "" if math.isnan(r.fid) else f", sample FID {r.fid:.0f}"
+        return f"{r.bits_per_dim:.3f} ({d:+.3f}, {sig} the seed-to-seed spread of {noise:.3f}{fid})"
 
     def time_ratio(key):
         return sweep[key].seconds / max(base.seconds, 1e-9)
@@ -434,7 +455,10 @@ def sweep_text(sweep: Sweep, grads: dict[int, tuple[float, float]] | None) -> li
     else:
         text += (f"Mixed precision: the baseline trained its coupling networks in {base.precision}; in float32 "
                  f"{delta('fp32')}, in {time_ratio('fp32'):.2f}× the time. ")
-    out = [f"**Sweep (MNIST, short budget).** Baseline {base.bits_per_dim:.3f} bits/dim. " + text
+    fids = "" if math.isnan(base.fid) else (
+        f" (sample FID {base.fid:.0f} at T = 1, against a real floor of {base.fid_floor:.3g} for as many images; "
+        f"another seed: {sweep['seed'].fid:.0f})")
+    out = [f"**Sweep (MNIST, short budget).** Baseline {base.bits_per_dim:.3f} bits/dim{fids}. " + text
            + "; ".join(f"{r.label}: {delta(r.key)}" for r in sweep.rows if r.key not in _SWEEP_DISCUSSED) + ". "
            f"Batch 512: {delta('batch512')}; batch 2048: {delta('batch2048')} — with the same images, a larger "
            f"batch means fewer steps ({sweep['batch2048'].steps} vs {base.steps}), which is what a short run "
