@@ -56,8 +56,8 @@ class FlowRun:
 
 
 def model_config(ds: gdata.Dataset, budget: FlowBudget, **overrides) -> FlowConfig:
-    base = FlowConfig(image_shape=tuple(ds.shape), scales=budget.scales, hidden=budget.hidden, blocks=budget.blocks,
-                      couplings=budget.couplings, lr=budget.lr, invconv=budget.invconv, ema=budget.ema)
+    base = FlowConfig(image_shape=tuple(ds.shape), scales=budget.scales, masks=budget.masks, hidden=budget.hidden,
+                      blocks=budget.blocks, couplings=budget.couplings, lr=budget.lr, invconv=budget.invconv, ema=budget.ema)
     return replace(base, **overrides)
 
 
@@ -198,6 +198,9 @@ SWEEP = [
     SweepVariant("fp32", "float32 instead of bf16", train=lambda b: {"precision": "fp32"}),
     # The other multi-scale depth: 2 levels (28, 14 px) or 3 (28, 14, 7).
     SweepVariant("other_scales", "{scales} scales", lambda c: {"scales": 2 if c.scales == 3 else 3}),
+    # The other order of masks: RealNVP's (checkerboard at full resolution, then channel) or Glow's (channel only).
+    SweepVariant("other_masks", "{masks} masks",
+                 lambda c: {"masks": "checkerboard+channel" if c.masks == "channel" else "channel"}),
     SweepVariant("fewer_couplings", "one coupling fewer per mask", lambda c: {"couplings": max(1, c.couplings - 1)}),
     SweepVariant("no_actnorm", "no ActNorm", lambda c: {"actnorm": False}),
     SweepVariant("batch512", "batch 512", train=lambda b: {"batch_size": 512}),
