@@ -56,8 +56,9 @@ class FlowRun:
 
 
 def model_config(ds: gdata.Dataset, budget: FlowBudget, **overrides) -> FlowConfig:
-    base = FlowConfig(image_shape=tuple(ds.shape), scales=budget.scales, masks=budget.masks, hidden=budget.hidden,
-                      blocks=budget.blocks, couplings=budget.couplings, lr=budget.lr, invconv=budget.invconv, ema=budget.ema)
+    base = FlowConfig(image_shape=tuple(ds.shape), scales=budget.scales, masks=budget.masks,
+                      hidden=budget.hidden, blocks=budget.blocks, couplings=budget.couplings, lr=budget.lr,
+                      invconv=budget.invconv, ema=budget.ema)
     return replace(base, **overrides)
 
 
@@ -244,7 +245,8 @@ class Sweep:
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([{
             "variant": r.label, "changed": r.changed, "parameters": r.parameters, "steps": r.steps,
-            "test bits/dim": r.bits_per_dim, "FID (T = 1)": r.fid, "FID floor": r.fid_floor, "precision": r.precision, "dequantisation": r.dequantization,
+            "test bits/dim": r.bits_per_dim, "FID (T = 1)": r.fid, "FID floor": r.fid_floor,
+            "precision": r.precision, "dequantisation": r.dequantization,
             "train time (s)": r.seconds} for r in self.rows])
 
 
@@ -271,7 +273,8 @@ def sweep(dataset: str, profile: str | Profile, variants=SWEEP) -> Sweep:
             changed=", ".join(f"{k}={x:.3g}" if isinstance(x, float) else f"{k}={x}"
                               for k, x in {**resolved, **train_kw}.items()) or "—",
             parameters=run.parameters, steps=int(run.train_images // bs * budget.sweep_epochs),
-            bits_per_dim=run.test_bpd, fid=fid, fid_floor=floor, precision=run.fit.precision, dequantization=run.dequantization,
+            bits_per_dim=run.test_bpd, fid=fid, fid_floor=floor, precision=run.fit.precision,
+            dequantization=run.dequantization,
             seconds=run.fit.train_seconds))
     return Sweep(rows)
 
