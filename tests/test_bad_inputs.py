@@ -25,6 +25,8 @@ def one_error_line(err: str) -> str:
     ("epochs=0", "parameter epochs must be ≥ 1, got 0"),
     ("epochs=ten", "parameter epochs must be a whole number, got 'ten'"),
     ("datasets=svhn", "parameter datasets: 'svhn' is not one of mnist, fashion_mnist"),
+    ("scales=4", "parameter scales: 4 is not one of 1, 2, 3"),
+    ("masks=diagonal", "parameter masks: 'diagonal' is not one of channel, checkerboard+channel"),
     ("epochz=3", "unknown parameter(s) epochz for flows; valid: profile, batch_size"),
 ])
 def test_a_wrong_parameter_fails_in_one_line_before_anything_runs(param, message, capsys, tmp_path):

@@ -374,6 +374,8 @@ def _coerce(name: str, value: Any, typ: Any, meta) -> Any:
         lo = 1 if lo is None else lo
         if value < lo:
             raise GenlabError(f"parameter {name} must be ≥ {lo}, got {value}")
+        if choices and value not in choices:
+            raise GenlabError(f"parameter {name}: {value} is not one of {', '.join(map(str, choices))}")
         return value
     if typ is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
