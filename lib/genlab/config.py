@@ -150,8 +150,11 @@ class GANBudget:
     # stage: (1000, 1500, 2000, 1000) steps 479, 416, 268, 232 in 14.4 min; (500, 1000, 1500, 1500) 470, 447, 413,
     # 253 in 13.9 min; (600, 1200, 1800, 1800) 476, 430, 420, 218 in 15.3 min, where FID over each stage's four
     # history points was flat at 8x8 (442, 430, 430, 430) and 16x16 (437, 411, 411, 420) but still falling at
-    # 32x32 (247, 305, 244, 218): the steps go to the last stage.
-    progan_steps: tuple[int, ...] = (500, 800, 1200, 1800)
+    # 32x32 (247, 305, 244, 218): the steps go to the last stage. With (500, 800, 1200, 1800) the 16x16 stage
+    # fell by 1 % in one build and rose in another (412, 458 after 417, 412 at 8x8); with 2000 steps at 16x16
+    # its FID over the stage's history points went 507, 474, 392, 356 (still falling), then 32x32 224
+    # (one thread, 16.8 min of training; the 16-px stage 6.3 min of it).
+    progan_steps: tuple[int, ...] = (500, 800, 2000, 1800)
     progan_batch: int = 64
     # Decay of the EMA of ProGAN's weights, which its samples come from. The loop's warm-up (decay min(d, t/(t+10))
     # at step t) makes any d >= 0.99 the same for a stage's first ~1000 steps, so this matters for long stages
