@@ -132,22 +132,33 @@ def architecture_table(model: RealNVP) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def drawn_samples(run: FlowRun, t: float, n: int, seed: int = 0,
+                  raw_weights: bool = False) -> tuple[torch.Tensor, float]:
+    """(n uint8 samples at temperature t, seconds it took to draw them), from the EMA weights (the
+    optimiser's own with `raw_weights`), in batches of 500 from one seeded generator.
+
+    Drawing is the slow part of a rebuild; the samples are a function of the trained weights and the
+    seed, so they are kept beside the checkpoint (measuring them runs every time)."""
+    model = run.fit.trained if raw_weights else run.model
+
+    def draw():
+        g = torch.Generator().manual_seed(seed)
+        t0 = time.perf_counter()
+        images = torch.cat([model.sample(min(500, n - i), t, generator=g).cpu() for i in range(0, n, 500)])
+        return {"images": images, "seconds": torch.tensor(time.perf_counter() - t0)}
+
+    path = run.fit.run_dir / f"samples_T{t:g}_n{n}_seed{seed}{'_raw' if raw_weights else ''}.pt"
+    drawn = tensor_memo(path, draw, code=drawn_samples)
+    return drawn["images"], float(drawn["seconds"])
+
+
 def temperature_study(run: FlowRun, ys: Yardstick, temperatures, n: int, seed: int = 0):
     """Samples at each temperature, measured: FID (with the floor for n images),
     mean confidence, share with confidence >= 0.9, class coverage. Each measured
     sample set is kept as samples/<notebook>/measured_temperature_<dataset>_T<T>.pt."""
     rows, grids = [], {}
     for t in temperatures:
-        def draw(t=t):
-            g = torch.Generator().manual_seed(seed)
-            t0 = time.perf_counter()
-            images = torch.cat([run.model.sample(min(500, n - i), t, generator=g).cpu() for i in range(0, n, 500)])
-            return {"images": images, "seconds": torch.tensor(time.perf_counter() - t0)}
-
-        # Drawing the samples is the slow part of a rebuild; they are a function of the trained weights and
-        # the seed, so they are kept beside the checkpoint (the measurement itself runs every time).
-        drawn = tensor_memo(run.fit.run_dir / f"samples_T{t:g}_n{n}_seed{seed}.pt", draw, code=temperature_study)
-        samples, seconds = drawn["images"], float(drawn["seconds"])
+        samples, seconds = drawn_samples(run, t, n, seed)
         m = ys.measure(samples, name=f"measured_temperature_{run.dataset}_T{t:g}",
                        config={"dataset": run.dataset, "temperature": t, "seed": seed, "flow": config_dict(run.cfg)})
         rows.append({"T": t, "FID": m.fid, "FID floor": m.fid_floor, "confidence": m.confidence,
@@ -279,17 +290,12 @@ def sweep(dataset: str, profile: str | Profile, variants=SWEEP) -> Sweep:
     return Sweep(rows)
 
 
-def _sample_fid(run: FlowRun, n: int, profile: Profile, raw_weights: bool = False,
-                seed: int = 0) -> tuple[float, float]:
-    """(FID, real floor) of n samples at T = 1 (from the optimiser's own weights with `raw_weights`,
-    else from their EMA); (nan, nan) for n = 0."""
+def _sample_fid(run: FlowRun, n: int, profile: Profile, raw_weights: bool = False) -> tuple[float, float]:
+    """(FID, real floor) of n samples at T = 1 (see `drawn_samples`); (nan, nan) for n = 0."""
     if n == 0:
         return float("nan"), float("nan")
     ys = yardstick(run.dataset, profile.name)
-    model = run.fit.trained if raw_weights else run.model
-    samples = tensor_memo(run.fit.run_dir / f"samples_T1_n{n}_seed{seed}{'_raw' if raw_weights else ''}.pt",
-                          lambda: {"images": model.sample(n, 1.0, generator=torch.Generator().manual_seed(seed))},
-                          code=_sample_fid)["images"]
+    samples, _ = drawn_samples(run, 1.0, n, raw_weights=raw_weights)
     return ys.fid(samples), ys.floor(n)
 
 
