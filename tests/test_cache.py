@@ -100,3 +100,51 @@ def test_code_fingerprint_ignores_formatting_but_not_code(tmp_path, monkeypatch)
     before = code_fingerprint(write_model(tmp_path, 1.0).Edited)
     assert code_fingerprint(write_model(tmp_path, 1.0, comment="# hello").Edited) == before
     assert code_fingerprint(write_model(tmp_path, 3.0).Edited) != before
+
+
+STUDY_SOURCE = '''
+"""A study module."""
+from genlab import data as gdata
+from genlab.cache import json_memo
+
+SCALE = {scale}
+
+
+def helper(x):
+    return x * SCALE
+
+
+def measured(path, x):
+    return json_memo(path, lambda: {{"v": helper(x)}})
+
+
+def unrelated():
+    return gdata.search_roots() if {other} else None
+'''
+
+
+def write_study(folder, scale=1, other=True):
+    path = folder / "edited_study.py"
+    path.write_text(textwrap.dedent(STUDY_SOURCE.format(scale=scale, other=other)))
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    sys.modules.pop("edited_study", None)
+    return importlib.import_module("edited_study")
+
+
+def test_an_evaluation_memo_follows_its_function_and_what_it_uses_not_its_whole_module(tmp_path, monkeypatch):
+    from genlab.cache import code_parts
+    monkeypatch.syspath_prepend(str(tmp_path))
+    study = write_study(tmp_path)
+    before = code_fingerprint(study.measured)
+    assert code_parts(study.measured)[1] == {"genlab.cache"}     # what it imports from genlab, whole
+    assert code_parts(study.unrelated)[1] == {"genlab.data"}
+    memo = tmp_path / "memo.json"
+    assert study.measured(memo, 2) == {"v": 2}
+    study = write_study(tmp_path, other=False)        # another function of the module: nothing recomputes
+    assert code_fingerprint(study.measured) == before
+    memo.write_text(memo.read_text().replace('"v": 2', '"v": 99'))   # mark the stored value
+    assert study.measured(memo, 2) == {"v": 99}
+    study = write_study(tmp_path, scale=3)            # a constant its helper reads: recomputes
+    assert code_fingerprint(study.measured) != before
+    assert study.measured(memo, 2) == {"v": 6}

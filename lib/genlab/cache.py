@@ -3,8 +3,11 @@
 A trained model or a costly evaluation is reused only when all three are unchanged.
 The code part is a fingerprint of the Python source that produced it: for a model,
 every non-torch module that defines a class of one of its submodules, plus the
-training loop and the data layer; for an evaluation, the module of the function
-that computes it. The fingerprint hashes the parsed syntax tree, so editing a
+training loop and the data layer; for an evaluation, the function that computes it
+(for a lambda or a nested function, the top-level function or class around it), the
+top-level definitions of its module that it uses, transitively, and every genlab module
+that those import names from, whole. Editing another function of the same module
+recomputes nothing. The fingerprint hashes the parsed syntax tree, so editing a
 comment or the formatting does not retrain anything, while any change to what the
 code does (a docstring included, to stay on the safe side) does.
 
@@ -88,9 +91,87 @@ def model_fingerprint(model: nn.Module) -> str:
     return hashlib.sha256(f"{source} torch=={torch.__version__}".encode()).hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=None)
+def _module_index(path: str, mtime_ns: int) -> tuple[dict[str, tuple[str, frozenset, frozenset]],
+                                                    dict[str, frozenset], tuple]:
+    """A module's top-level names, each with the canonical source of its statement, the names that
+    statement uses and the genlab modules it imports inside (a function's own imports); the genlab
+    modules that the module's imports bind to names; and the canonical
+    source of any other top-level statement (if/try/for: kept in every fingerprint, to stay safe)."""
+    tree = ast.parse(Path(path).read_text())
+    definitions, imported, other = {}, {}, []
+    for i, node in enumerate(tree.body):
+        dump = ast.dump(node, annotate_fields=False, include_attributes=False)
+        used = frozenset(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
+        inner = frozenset(m for n in ast.walk(node) if isinstance(n, (ast.Import, ast.ImportFrom))
+                          for _, m in _genlab_imports(n))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            definitions[node.name] = (dump, used, inner)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                for name in (n.id for n in ast.walk(target) if isinstance(n, ast.Name)):
+                    definitions[name] = (dump, used, inner)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for name, module in _genlab_imports(node):
+                imported[name] = imported.get(name, frozenset()) | {module}
+        elif not (i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):
+            other.append(dump)    # (the module's docstring is left out)
+    return definitions, imported, tuple(other)
+
+
+def _genlab_imports(node: ast.Import | ast.ImportFrom) -> list[tuple[str, str]]:
+    """(bound name, genlab module) for each name an import statement binds from genlab."""
+    if isinstance(node, ast.Import):
+        return [(a.asname or a.name.split(".")[0], a.name) for a in node.names if a.name.split(".")[0] == "genlab"]
+    if node.level or not node.module or node.module.split(".")[0] != "genlab":
+        return []
+    pairs = []
+    for a in node.names:    # `from genlab import data` binds a module; `from genlab.x import f`, a name of x
+        submodule = f"{node.module}.{a.name}"
+        is_module = node.module == "genlab" and importlib.util.find_spec(submodule) is not None
+        pairs.append((a.asname or a.name, submodule if is_module else node.module))
+    return pairs
+
+
+def code_parts(function: Callable) -> tuple[list[str], set[str]] | None:
+    """(canonical source of every top-level definition `function` rests on in its module, the
+    genlab modules it uses names from), or None where its source cannot be found."""
+    path = _module_file(function.__module__)
+    top = function.__qualname__.split(".")[0]   # a lambda or a nested function: the definition around it
+    if path is None or not path.exists():
+        return None
+    try:
+        definitions, imported, other = _module_index(str(path), path.stat().st_mtime_ns)
+    except SyntaxError:
+        return None
+    if top not in definitions:
+        return None
+    seen, todo, modules = set(), [top], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in definitions:
+            todo.extend(definitions[name][1])
+            modules |= definitions[name][2]
+        modules |= imported.get(name, frozenset())
+    return sorted({definitions[n][0] for n in seen if n in definitions}) + list(other), modules
+
+
 def code_fingerprint(*functions: Callable) -> str:
-    """Fingerprint of the modules that define `functions` (for evaluation memos)."""
-    return module_fingerprint(f.__module__ for f in functions)
+    """Fingerprint of the code that `functions` rest on (for evaluation memos): see the module's
+    docstring. A function whose source cannot be found counts its whole module."""
+    parts = []
+    for f in functions:
+        found = code_parts(f)
+        if found is None:
+            parts.append(module_fingerprint([f.__module__]))
+        else:
+            source, modules = found
+            parts += [hashlib.sha256("\n".join(source).encode()).hexdigest(), module_fingerprint(modules)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def set_aside(path: Path, reason: str) -> Path:

@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from genlab import data as gdata, experiment
 from genlab.atomic import save_torch
-from genlab.cache import code_fingerprint, json_memo, tensor_memo
+from genlab.cache import json_memo, module_fingerprint, tensor_memo
 from genlab.clusters import cluster_labels, cluster_prior
 from genlab.config import GANBudget, Profile, config_dict, get_profile
 from genlab.gans import ConvGAN, ConvGANConfig, GANConfig, VanillaGAN, to_signed, to_uint8
@@ -31,6 +31,11 @@ def clusters(dataset: str, n: int, k: int) -> torch.Tensor:
     """`cluster_labels`, kept on disk: k-means on CIFAR-10's pixels takes half a minute a build."""
     return tensor_memo(cache_dir() / "clusters" / f"{dataset}-{n}-k{k}.pt",
                        lambda: {"labels": cluster_labels(dataset, n, k)}, code=cluster_labels)["labels"]
+
+
+def clusters_id(k: int) -> str:
+    """What names the k-means labels in a GAN's data id: k and the source of the module that makes them."""
+    return f"kmeans{k}@{module_fingerprint([cluster_labels.__module__])}"
 
 
 # --- 1. vanilla GAN ------------------------------------------------------------------------
@@ -152,7 +157,7 @@ def train_conv(dataset: str, profile: str | Profile, *, classes: int = 0, seed: 
     labels, labels_id, prior = ds.y_train[:n], "labels", None
     if not classes and k:
         labels = clusters(ds.name, n, k)
-        labels_id = f"kmeans{k}@{code_fingerprint(cluster_labels)}"
+        labels_id = clusters_id(k)
         prior = cluster_prior(labels, k)
     mode_seeking = b.cgan_mode_seeking if classes else b.mode_seeking
     cfg = ConvGANConfig(image_shape=tuple(ds.shape), classes=classes or k, width=b.conv_width,
@@ -420,7 +425,7 @@ def train_progan(profile: str | Profile, on_epoch_end=None):
         result = fit(f"progan-stage{s}", build, cfg, data, epochs=b.progan_epochs_per_stage,
                      batch_size=b.progan_batch, seed=profile.seed, device=profile.device, precision=profile.precision,
                      on_epoch_end=on_epoch_end, data_id=f"cifar10:train[{offset - n}:{offset}] mod {seen}"
-                             + (f"+kmeans{k}@{code_fingerprint(cluster_labels)}" if k else ""))
+                             + (f"+{clusters_id(k)}" if k else ""))
         stages.append((cfg, result, min(n, seen)))
         # The next stage grows from the weights the optimisers trained (G and D as they were matched),
         # not from their EMA: the EMA is for sampling and measuring.
