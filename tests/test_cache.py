@@ -3,7 +3,6 @@ import importlib
 import os
 import sys
 import textwrap
-import warnings
 
 import pytest
 import torch
@@ -148,3 +147,46 @@ def test_an_evaluation_memo_follows_its_function_and_what_it_uses_not_its_whole_
     study = write_study(tmp_path, scale=3)            # a constant its helper reads: recomputes
     assert code_fingerprint(study.measured) != before
     assert study.measured(memo, 2) == {"v": 6}
+
+
+def measured_run(measured_with, epochs=2, crash_at_step=0):
+    from genlab.experiment import fit_measured
+    from genlab.train import fit
+    from toy import toy_data
+    calls = []
+
+    def count(model, epoch, run_dir):
+        calls.append(epoch)
+        return {"score": float(epoch)}
+
+    def fit_with(callback=None):
+        return fit("measured", lambda: Toy(ToyConfig()), ToyConfig(), toy_data(), epochs=epochs, batch_size=32,
+                   data_id="toy", device="cpu", on_epoch_end=callback)
+
+    Toy.steps_taken, Toy.crash_at_step = 0, crash_at_step
+    try:
+        result = fit_with() if measured_with is None else fit_measured(fit_with, count, measured_with)
+    finally:
+        Toy.crash_at_step = 0
+    return result, calls
+
+
+def test_a_history_measured_by_another_classifier_or_by_none_is_measured_again():
+    _, calls = measured_run(None)                         # trained without a monitor: no scores
+    with pytest.warns(CacheWarning, match="stale .*measured by another .*or by none"):
+        result, calls = measured_run("classifier-a")
+    assert calls == [1, 2] and list(result.history["score"]) == [1.0, 2.0]
+    result, calls = measured_run("classifier-a")
+    assert result.cached and calls == []                  # same monitor: nothing runs again
+    with pytest.warns(CacheWarning, match="stale"):
+        result, calls = measured_run("classifier-b")      # the yardstick retrained: measured again
+    assert not result.cached and calls == [1, 2]
+    assert len(list(result.run_dir.parent.glob(f"{result.run_dir.name}.stale-*"))) >= 1
+
+
+def test_a_run_resumed_under_another_monitor_starts_again():
+    with pytest.raises(KeyboardInterrupt):
+        measured_run("classifier-c", epochs=3, crash_at_step=8 + 3)   # in epoch 2 (8 steps an epoch)
+    with pytest.warns(CacheWarning, match="first epochs were measured by another"):
+        result, calls = measured_run("classifier-d", epochs=3)
+    assert calls == [1, 2, 3] and not result.cached

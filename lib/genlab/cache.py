@@ -174,13 +174,20 @@ def code_fingerprint(*functions: Callable) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def set_aside(path: Path, reason: str) -> Path:
-    """Rename a bad cache entry out of the way (kept for inspection) and warn."""
+def set_aside(path: Path, reason: str, stale: bool = False) -> Path:
+    """Rename a bad (unreadable, or `stale`: valid but made by other code) cache entry out of the way,
+    kept for inspection, and warn."""
     path = Path(path)
-    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    what = "stale" if stale else "corrupt"
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    aside = path.with_name(f"{path.name}.{what}-{stamp}")
+    n = 1
+    while aside.exists():      # set aside twice within a second
+        n += 1
+        aside = path.with_name(f"{path.name}.{what}-{stamp}-{n}")
     path.rename(aside)
-    warnings.warn(f"cache entry {path} is unreadable ({reason}); set aside as {aside.name} and recomputed",
-                  CacheWarning, stacklevel=3)
+    warnings.warn(f"cache entry {path} is {'stale' if stale else 'unreadable'} ({reason}); set aside as "
+                  f"{aside.name} and recomputed", CacheWarning, stacklevel=3)
     return aside
 
 

@@ -17,7 +17,7 @@ from genlab.cache import json_memo, module_fingerprint, tensor_memo
 from genlab.clusters import cluster_labels, cluster_prior
 from genlab.config import GANBudget, Profile, config_dict, get_profile
 from genlab.gans import ConvGAN, ConvGANConfig, GANConfig, VanillaGAN, to_signed, to_uint8
-from genlab.metrics import class_histogram, yardstick
+from genlab.metrics import Yardstick, class_histogram, yardstick
 from genlab.paths import cache_dir
 from genlab.plots import grid_array, plot_histogram
 from genlab.progan import ProGAN, ProGANConfig, ProGANStage, downsample_to
@@ -53,16 +53,11 @@ def final_histogram(dataset: str, profile: Profile, result) -> list[float]:
     return class_histogram(pred, ys.num_classes).tolist()
 
 
-def train_vanilla(dataset: str, profile: str | Profile):
-    profile = get_profile(profile)
-    b = profile.gans
-    ds = gdata.load(dataset)
-    ys = yardstick(ds.name, profile.name)
-    cfg = GANConfig(image_shape=tuple(ds.shape), hidden=b.vanilla_hidden, lr_g=b.lr, lr_d=b.lr)
-    fixed = torch.randn(32, cfg.noise, generator=torch.Generator().manual_seed(profile.seed))
-
+def vanilla_monitor(ys: Yardstick, n: int, fixed: torch.Tensor):
+    """What the vanilla GAN's history measures after every epoch: n samples (kept), their FID, coverage
+    and confidence, and a grid from the `fixed` noise."""
     def monitor(model, epoch, run_dir: Path):
-        samples = _monitor_samples(model, b.samples, epoch)
+        samples = _monitor_samples(model, n, epoch)
         # Kept beside the checkpoint (a cached run has no monitor), copied into the report by the section.
         save_torch(samples, run_dir / f"measured_epoch{epoch}.pt")
         m = ys.measure(samples)
@@ -70,9 +65,19 @@ def train_vanilla(dataset: str, profile: str | Profile):
             grid = to_uint8(model.generator(fixed.to(model.device))).cpu()
         save_torch(grid, run_dir / f"samples_epoch{epoch}.pt")
         return {"FID": m.fid, "FID floor": m.fid_floor, "coverage": m.coverage, "confidence": m.confidence}
+    return monitor
 
+
+def train_vanilla(dataset: str, profile: str | Profile):
+    profile = get_profile(profile)
+    b = profile.gans
+    ds = gdata.load(dataset)
+    ys = yardstick(ds.name, profile.name)
+    cfg = GANConfig(image_shape=tuple(ds.shape), hidden=b.vanilla_hidden, lr_g=b.lr, lr_d=b.lr)
+    fixed = torch.randn(32, cfg.noise, generator=torch.Generator().manual_seed(profile.seed))
     result = experiment.train_on("gan", lambda: VanillaGAN(cfg), cfg, ds, profile, epochs=b.vanilla_epochs,
-                                 batch_size=b.batch_size, images=b.train_subset, on_epoch_end=monitor)
+                                 batch_size=b.batch_size, images=b.train_subset,
+                                 on_epoch_end=vanilla_monitor(ys, b.samples, fixed), measured_with=ys.run_name)
     return cfg, result
 
 
@@ -395,9 +400,18 @@ def progan_config(profile: Profile) -> ProGANConfig:
     return ProGANConfig(gan=gan, channels=b.progan_channels)
 
 
-def train_progan(profile: str | Profile, on_epoch_end=None):
+def progan_monitor(ys: Yardstick, n: int, seed: int):
+    """What ProGAN's history measures at every point: the FID of n samples at 32 px (where in a stage
+    the steps still pay)."""
+    def fid_now(model, epoch, run_dir):
+        return {"FID": ys.fid(model.sample(n, generator=torch.Generator().manual_seed(seed), size=32))}
+    return fid_now
+
+
+def train_progan(profile: str | Profile, monitor: tuple[Callable, str] | None = None):
     """Grow 4 -> 8 -> 16 -> 32, one `fit` per stage; each stage starts from the last one's weights.
-    `on_epoch_end(model, epoch, run_dir)` may measure the model at every history point (see `fit`)."""
+    `monitor` = (on_epoch_end, what it measures with): measures the model at every history point (see
+    `experiment.fit_measured`)."""
     profile = get_profile(profile)
     b = profile.gans
     ds = gdata.load("cifar10")
@@ -422,10 +436,13 @@ def train_progan(profile: str | Profile, on_epoch_end=None):
             model.label_prior = prior          # samples draw clusters as often as they occur
             return model.grow_from(prev) if prev is not None else model
 
-        result = fit(f"progan-stage{s}", build, cfg, data, epochs=b.progan_epochs_per_stage,
-                     batch_size=b.progan_batch, seed=profile.seed, device=profile.device, precision=profile.precision,
-                     on_epoch_end=on_epoch_end, data_id=f"cifar10:train[{offset - n}:{offset}] mod {seen}"
-                             + (f"+{clusters_id(k)}" if k else ""))
+        def fit_with(callback=None, cfg=cfg, build=build, data=data, data_id=f"cifar10:train[{offset - n}:{offset}] "
+                     f"mod {seen}" + (f"+{clusters_id(k)}" if k else "")):
+            return fit(f"progan-stage{s}", build, cfg, data, epochs=b.progan_epochs_per_stage,
+                       batch_size=b.progan_batch, seed=profile.seed, device=profile.device,
+                       precision=profile.precision, on_epoch_end=callback, data_id=data_id)
+
+        result = fit_with() if monitor is None else experiment.fit_measured(fit_with, *monitor)
         stages.append((cfg, result, min(n, seen)))
         # The next stage grows from the weights the optimisers trained (G and D as they were matched),
         # not from their EMA: the EMA is for sampling and measuring.
@@ -448,11 +465,7 @@ def progan_section(report) -> pd.DataFrame:
     ys = yardstick("cifar10", report.profile.name)
     n, seed = b.samples, report.profile.seed
 
-    def fid_now(model, epoch, run_dir):
-        """FID at every history point: where in a stage the steps still pay."""
-        return {"FID": ys.fid(model.sample(n, generator=torch.Generator().manual_seed(seed), size=32))}
-
-    stages = train_progan(report.profile, on_epoch_end=fid_now)
+    stages = train_progan(report.profile, monitor=(progan_monitor(ys, n, seed), ys.run_name))
     rows, histories, t0 = [], [], 0
     for cfg, result, n_images in stages:
         model = result.model

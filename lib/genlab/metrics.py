@@ -129,6 +129,12 @@ class Yardstick:
         for name in _REAL_STATES:
             setattr(self._fid, name, stats[name].to(self.device))
 
+    @property
+    def run_name(self) -> str:
+        """What makes this yardstick's numbers what they are: its classifier's run (configuration, data
+        and code) and the size of the FID reference set."""
+        return f"{self.fit_result.run_dir.name}+ref{self.n_reference}"
+
     def _reference_stats(self, n_ref: int) -> dict[str, torch.Tensor]:
         for i in range(0, n_ref, 2000):
             self._fid.update(self.features(self.dataset.x_train[i:min(i + 2000, n_ref)]), real=True)
