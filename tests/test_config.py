@@ -35,7 +35,7 @@ def test_parameters_compose_with_the_profile_and_list_what_changed():
     p, changed = apply_params("cpu", "flows", {"epochs": 10, "hidden": cpu.flows.hidden, "seed": 1,
                                                "datasets": "MNIST", "temperatures": [0.5, 1], "lr": None,
                                                "run_sweep": "false"})
-    assert p.flows.epochs == 10 and p.seed == 1 and p.flows.datasets == ("mnist",)
+    assert p.flows.epochs == (10,) and p.flows.epochs_for("fashion_mnist") == 10 and p.seed == 1 and p.flows.datasets == ("mnist",)
     assert p.flows.temperatures == (0.5, 1.0) and p.flows.run_sweep is False
     assert p.flows.batch_size == cpu.flows.batch_size and p.classifiers == cpu.classifiers
     assert p.name == "cpu" and get_profile("cpu") == cpu          # the profile itself is untouched
@@ -74,3 +74,12 @@ def test_per_dataset_epochs_map_by_name_and_one_value_serves_every_dataset():
     assert profile.gans.conv_epochs_for("fashion_mnist") == 7 and profile.gans.conv_epochs_for("mnist") == 3
     profile, _ = apply_params("cpu", "gans", {"conv_epochs": 4})
     assert profile.gans.conv_epochs_for("mnist") == profile.gans.conv_epochs_for("fashion_mnist") == 4
+
+
+def test_a_per_dataset_knob_takes_one_value_or_one_per_dataset():
+    from genlab.config import apply_params
+    p, _ = apply_params("cpu", "flows", {"epochs": "5,2", "datasets": "fashion_mnist"})
+    assert p.flows.epochs_for("mnist") == 5 and p.flows.epochs_for("fashion_mnist") == 2
+    with pytest.raises(GenlabError, match="epochs: give one value for every dataset or one per dataset "
+                                          r"\(mnist, fashion_mnist\), got 3"):
+        apply_params("cpu", "flows", {"epochs": "5,2,1"})

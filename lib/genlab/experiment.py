@@ -69,12 +69,12 @@ def train_images(ds: gdata.Dataset, *limits: int) -> int:
 def train_on(prefix: str, build: Callable[[], TrainableModule], config, ds: gdata.Dataset, profile: Profile, *,
              epochs: int, batch_size: int, images: int = 0, labels: torch.Tensor | None = None,
              labels_id: str = "", val_images: int = 0, seed: int | None = None, precision: str | None = None,
-             on_epoch_end=None, measured_with: str = "") -> FitResult:
+             monitor: tuple[Callable, str] | None = None) -> FitResult:
     """Train (or load) `build()` as run `{prefix}-{dataset}` on the first `images` training images of `ds`
     (0: all), with per-image `labels` when given (named `labels_id` in the cache key: "labels" for the
     dataset's own, a clustering's name for others), scoring the first `val_images` test images after
-    every epoch. Seed, device and precision are the profile's unless given. `on_epoch_end` measures the
-    model after every epoch with `measured_with` (see `fit_measured`)."""
+    every epoch. Seed, device and precision are the profile's unless given. `monitor` = (on_epoch_end, a
+    name for what it measures with) measures the model after every epoch (see `fit_measured`)."""
     n = train_images(ds, images)
     train = (ds.x_train[:n],) if labels is None else (ds.x_train[:n], labels[:n])
     data_id = f"{ds.name}:train[:{n}]" + (f"+{labels_id}" if labels is not None else "")
@@ -85,4 +85,4 @@ def train_on(prefix: str, build: Callable[[], TrainableModule], config, ds: gdat
                    val=val, seed=profile.seed if seed is None else seed, device=profile.device,
                    precision=precision or profile.precision, on_epoch_end=callback)
 
-    return fit_with() if on_epoch_end is None else fit_measured(fit_with, on_epoch_end, measured_with)
+    return fit_with() if monitor is None else fit_measured(fit_with, *monitor)

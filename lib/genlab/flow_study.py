@@ -95,7 +95,7 @@ def train(dataset: str, profile: str | Profile, *, train_images: int | None = No
     n_train = experiment.train_images(ds, train_images or budget.train_subset)
     batch_size = batch_size or budget.batch_size
     n_val = min(budget.val_images, len(ds.x_test))
-    result = experiment.train_on(name, build, key, ds, profile, epochs=epochs or budget.epochs,
+    result = experiment.train_on(name, build, key, ds, profile, epochs=epochs or budget.epochs_for(ds.name),
                                  batch_size=batch_size, images=n_train, val_images=n_val, seed=seed,
                                  precision=precision)
     n_test = eval_images or (profile.eval_subset or len(ds.x_test))

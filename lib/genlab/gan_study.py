@@ -53,9 +53,11 @@ def final_histogram(dataset: str, profile: Profile, result) -> list[float]:
     return class_histogram(pred, ys.num_classes).tolist()
 
 
-def vanilla_monitor(ys: Yardstick, n: int, fixed: torch.Tensor):
-    """What the vanilla GAN's history measures after every epoch: n samples (kept), their FID, coverage
-    and confidence, and a grid from the `fixed` noise."""
+def vanilla_monitor(ys: Yardstick, n: int, seed: int, noise: int) -> tuple[Callable, str]:
+    """What the vanilla GAN's history measures after every epoch - n samples (kept), their FID, coverage
+    and confidence, and a grid from fixed noise - and a name for all that it depends on."""
+    fixed = torch.randn(32, noise, generator=torch.Generator().manual_seed(seed))
+
     def monitor(model, epoch, run_dir: Path):
         samples = _monitor_samples(model, n, epoch)
         # Kept beside the checkpoint (a cached run has no monitor), copied into the report by the section.
@@ -65,7 +67,7 @@ def vanilla_monitor(ys: Yardstick, n: int, fixed: torch.Tensor):
             grid = to_uint8(model.generator(fixed.to(model.device))).cpu()
         save_torch(grid, run_dir / f"samples_epoch{epoch}.pt")
         return {"FID": m.fid, "FID floor": m.fid_floor, "coverage": m.coverage, "confidence": m.confidence}
-    return monitor
+    return monitor, f"{ys.run_name}, {n} samples, seed {seed}"
 
 
 def train_vanilla(dataset: str, profile: str | Profile):
@@ -74,10 +76,9 @@ def train_vanilla(dataset: str, profile: str | Profile):
     ds = gdata.load(dataset)
     ys = yardstick(ds.name, profile.name)
     cfg = GANConfig(image_shape=tuple(ds.shape), hidden=b.vanilla_hidden, lr_g=b.lr, lr_d=b.lr)
-    fixed = torch.randn(32, cfg.noise, generator=torch.Generator().manual_seed(profile.seed))
     result = experiment.train_on("gan", lambda: VanillaGAN(cfg), cfg, ds, profile, epochs=b.vanilla_epochs,
                                  batch_size=b.batch_size, images=b.train_subset,
-                                 on_epoch_end=vanilla_monitor(ys, b.samples, fixed), measured_with=ys.run_name)
+                                 monitor=vanilla_monitor(ys, b.samples, profile.seed, cfg.noise))
     return cfg, result
 
 
@@ -400,18 +401,18 @@ def progan_config(profile: Profile) -> ProGANConfig:
     return ProGANConfig(gan=gan, channels=b.progan_channels)
 
 
-def progan_monitor(ys: Yardstick, n: int, seed: int):
-    """What ProGAN's history measures at every point: the FID of n samples at 32 px (where in a stage
-    the steps still pay)."""
+def progan_monitor(ys: Yardstick, n: int, seed: int) -> tuple[Callable, str]:
+    """What ProGAN's history measures at every point - the FID of n samples at 32 px (where in a stage
+    the steps still pay) - and a name for all that it depends on."""
     def fid_now(model, epoch, run_dir):
         return {"FID": ys.fid(model.sample(n, generator=torch.Generator().manual_seed(seed), size=32))}
-    return fid_now
+    return fid_now, f"{ys.run_name}, {n} samples, seed {seed}"
 
 
 def train_progan(profile: str | Profile, monitor: tuple[Callable, str] | None = None):
     """Grow 4 -> 8 -> 16 -> 32, one `fit` per stage; each stage starts from the last one's weights.
-    `monitor` = (on_epoch_end, what it measures with): measures the model at every history point (see
-    `experiment.fit_measured`)."""
+    `monitor` = (on_epoch_end, a name for what it measures with): measures the model at every history
+    point (see `experiment.fit_measured`)."""
     profile = get_profile(profile)
     b = profile.gans
     ds = gdata.load("cifar10")
@@ -465,7 +466,7 @@ def progan_section(report) -> pd.DataFrame:
     ys = yardstick("cifar10", report.profile.name)
     n, seed = b.samples, report.profile.seed
 
-    stages = train_progan(report.profile, monitor=(progan_monitor(ys, n, seed), ys.run_name))
+    stages = train_progan(report.profile, monitor=progan_monitor(ys, n, seed))
     rows, histories, t0 = [], [], 0
     for cfg, result, n_images in stages:
         model = result.model
