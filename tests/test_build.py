@@ -180,6 +180,9 @@ def test_lanes_put_the_longest_notebook_alone_and_keep_the_given_order_within_a_
     assert build.plan_lanes(expected, 1) == [["flows", "autoencoders", "gans"]]
     assert sorted(map(len, build.plan_lanes(expected, 5))) == [1, 1, 1]
     assert build.plan_lanes({"flows": 10.0, "gans": 1.0}, 2) == [["flows"], ["gans"]]
+    # Only the yardsticks that two lanes measure with train before the lanes; CIFAR-10's, in the GANs lane.
+    assert build.shared_datasets([["gans"], ["flows", "autoencoders"]]) == ["mnist", "fashion_mnist"]
+    assert build.shared_datasets([["flows", "autoencoders", "gans"]]) == []
 
 
 def test_jobs_must_be_positive(capsys, tmp_path):

@@ -50,7 +50,8 @@ TITLES = {"flows": "Normalizing flows (RealNVP)",
 
 # Minutes a cold build of each notebook took (README); used until a build of this profile has run here.
 # cpu: one thread each (the lanes of a cold build on 2 AMD EPYC cores, bf16), without the yardstick
-# classifiers, which train first (MNIST, Fashion-MNIST, CIFAR-10: about 1.2 + 2.2 + 7.6 min on two threads).
+# classifiers (MNIST, Fashion-MNIST: about 1.2 + 2.2 min on two threads before the lanes; CIFAR-10: 7.6 min
+# on two threads, ~14 in the GANs lane, see `shared_datasets`).
 ESTIMATE_MIN = {"smoke": {"flows": 0.4, "autoencoders": 0.4, "gans": 0.5},
                 "cpu": {"flows": 70, "autoencoders": 26, "gans": 81},
                 "gpu": {"flows": 7, "autoencoders": 7, "gans": 7}}
@@ -187,6 +188,16 @@ def needed_datasets(notebooks: list[str]) -> list[str]:
     they name, the GANs add CIFAR-10)."""
     names = ["mnist", "fashion_mnist"]
     return names + (["cifar10"] if "gans" in notebooks else [])
+
+
+def shared_datasets(lanes: list[list[str]]) -> list[str]:
+    """The datasets whose yardstick classifier more than one lane measures with. Those train before the
+    lanes start, with every thread, or two lanes would train the same classifier side by side; one that
+    a single lane needs trains in that lane, beside the other lanes' work. (CIFAR-10's, in the GANs lane:
+    7.6 min on two threads before the lanes, ~14 min on one thread in a lane that expects ~15 min less
+    work than the other - measured on 2 AMD EPYC cores.)"""
+    needed = [d for lane in lanes for d in needed_datasets(lane)]
+    return [d for d in dict.fromkeys(needed) if needed.count(d) > 1]
 
 
 def run_name(name: str | None, changed: dict) -> str | None:
@@ -583,7 +594,8 @@ def _write_index_and_say(reports: Path) -> None:
 
 def build_in_lanes(args, jobs: int, out: Path, pdf: bool) -> int:
     """Run the notebooks in `jobs` lanes side by side, each lane a builder process of its own on
-    cores/jobs threads; the yardstick classifiers are trained first, with every thread. Returns 1
+    cores/jobs threads; the yardstick classifiers that several lanes use are trained first, with every
+    thread. Returns 1
     when any notebook failed (the others are published)."""
     import subprocess
 
@@ -595,10 +607,9 @@ def build_in_lanes(args, jobs: int, out: Path, pdf: bool) -> int:
           + f"; expected about {max(sum(expected[n] for n in lane) for lane in lanes) / 60:.1f} min after the "
             f"yardstick classifiers (from {source}; less when trained models are in the cache)",
           file=sys.stderr, flush=True)
-    # Every notebook measures with the yardsticks from its first section on (the GANs notebook's
-    # overview includes CIFAR-10): train them once, with every thread, before the lanes start, or
-    # two lanes would train the same classifier side by side.
-    prepare_yardsticks(needed_datasets(args.notebooks), args.profile)
+    # Every notebook measures with the yardsticks from its first section on: train the ones that several
+    # lanes use once, with every thread, before the lanes start.
+    prepare_yardsticks(shared_datasets(lanes), args.profile)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     procs = []
     for lane in lanes:
