@@ -595,8 +595,7 @@ def _write_index_and_say(reports: Path) -> None:
 def build_in_lanes(args, jobs: int, out: Path, pdf: bool) -> int:
     """Run the notebooks in `jobs` lanes side by side, each lane a builder process of its own on
     cores/jobs threads; the yardstick classifiers that several lanes use are trained first, with every
-    thread. Returns 1
-    when any notebook failed (the others are published)."""
+    thread. Returns 1 when any notebook failed (the others are published)."""
     import subprocess
 
     threads = lane_threads(jobs)

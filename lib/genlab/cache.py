@@ -96,8 +96,8 @@ def _module_index(path: str, mtime_ns: int) -> tuple[dict[str, tuple[str, frozen
                                                     dict[str, frozenset], tuple]:
     """A module's top-level names, each with the canonical source of its statement, the names that
     statement uses and the genlab modules it imports inside (a function's own imports); the genlab
-    modules that the module's imports bind to names; and the canonical
-    source of any other top-level statement (if/try/for: kept in every fingerprint, to stay safe)."""
+    modules that the module's imports bind to names; and the canonical source of any other top-level
+    statement (if/try/for: kept in every fingerprint, to stay safe)."""
     tree = ast.parse(Path(path).read_text())
     definitions, imported, other = {}, {}, []
     for i, node in enumerate(tree.body):

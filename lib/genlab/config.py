@@ -254,12 +254,12 @@ PROFILES: dict[str, Profile] = {
         #   3 scales, 3 checkerboard+channel, hidden 64          12.5 min  1.169           FID ~199 0.49
         #   3 scales, 4 channel (Glow's order), 2 blocks          6.3 min  1.178           FID 132  0.52
         # The last is the cheapest and draws the best samples; three of its epochs take what two took before.
-        # At 3 epochs MNIST reached 1.115 test bits/dim (target 1.10), at 4 epochs 1.1035 (26.7 min on one
-        # thread beside another job); Fashion-MNIST 2.983 at 3 (target 3.00): MNIST trains 5 epochs, Fashion-MNIST
-        # 3. Depth where it is cheap does not pay as well: 6 couplings per mask at the
-        # 7-px levels instead of 4, one epoch, 1.174 bits/dim and FID 131 against 1.178 and 132, in 1.17x the
-        # time (the coupling convolutions run at ~190 GFLOP/s, near this CPU's bf16 conv rate: the budget
-        # is compute, not overhead).
+        # MNIST test bits/dim (target 1.10) by epochs: 3 -> 1.115, 4 -> 1.1035, 5 -> 1.099 (best-T FID 81 -> 62);
+        # Fashion-MNIST 2.983 at 3 (target 3.00). So MNIST trains 5 epochs (23.8 min on two threads) and
+        # Fashion-MNIST 3. Depth where it is cheap does not pay as well: 6 couplings per mask at the 7-px levels
+        # instead of 4, one epoch, 1.174 bits/dim and FID 131 against 1.178 and 132, in 1.17x the time (the
+        # coupling convolutions run at ~190 GFLOP/s, near this CPU's bf16 conv rate: the budget is compute,
+        # not overhead).
         flows=FlowBudget(epochs=(5, 3), lr=4e-3, couplings=4, blocks=2),
         autoencoders=AEBudget(ae_epochs=2, vae_epochs=3),
         gans=GANBudget(vanilla_epochs=8, cgan_epochs=1),
