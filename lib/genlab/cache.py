@@ -6,8 +6,8 @@ every non-torch module that defines a class of one of its submodules, plus the
 training loop and the data layer; for an evaluation, the function that computes it
 (for a lambda or a nested function, the top-level function or class around it), the
 top-level definitions of its module that it uses, transitively, and every genlab module
-that those import names from, whole. Editing another function of the same module
-recomputes nothing. The fingerprint hashes the parsed syntax tree, so editing a
+that those import names from, whole (but this one, which stores values and computes none).
+Editing another function of the same module recomputes nothing. The fingerprint hashes the parsed syntax tree, so editing a
 comment or the formatting does not retrain anything, while any change to what the
 code does (a docstring included, to stay on the safe side) does.
 
@@ -157,6 +157,9 @@ def code_parts(function: Callable) -> tuple[list[str], set[str]] | None:
             todo.extend(definitions[name][1])
             modules |= definitions[name][2]
         modules |= imported.get(name, frozenset())
+    # This module stores values and computes none (an entry it cannot read is set aside): editing it
+    # recomputes nothing.
+    modules.discard(__name__)
     return sorted({definitions[n][0] for n in seen if n in definitions}) + list(other), modules
 
 
