@@ -83,3 +83,14 @@ def test_a_per_dataset_knob_takes_one_value_or_one_per_dataset():
     with pytest.raises(GenlabError, match="epochs: give one value for every dataset or one per dataset "
                                           r"\(mnist, fashion_mnist\), got 3"):
         apply_params("cpu", "flows", {"epochs": "5,2,1"})
+
+
+def test_every_profile_gives_a_per_dataset_knob_one_value_or_one_per_dataset():
+    import dataclasses
+    for p in PROFILES.values():
+        for budget in (p.flows, p.autoencoders, p.gans):
+            for f in dataclasses.fields(budget):
+                per = f.metadata.get("per_dataset")
+                if per:
+                    value = getattr(budget, f.name)
+                    assert len(value) in (1, len(per)), f"{p.name}: {f.name}={value} for datasets {per}"
