@@ -437,8 +437,9 @@ def train_progan(profile: str | Profile, monitor: tuple[Callable, str] | None = 
             model.label_prior = prior          # samples draw clusters as often as they occur
             return model.grow_from(prev) if prev is not None else model
 
-        def fit_with(callback=None, cfg=cfg, build=build, data=data, data_id=f"cifar10:train[{offset - n}:{offset}] "
-                     f"mod {seen}" + (f"+{clusters_id(k)}" if k else "")):
+        data_id = f"cifar10:train[{offset - n}:{offset}] mod {seen}" + (f"+{clusters_id(k)}" if k else "")
+
+        def fit_with(callback=None):     # called within this iteration: the loop's names are this stage's
             return fit(f"progan-stage{s}", build, cfg, data, epochs=b.progan_epochs_per_stage,
                        batch_size=b.progan_batch, seed=profile.seed, device=profile.device,
                        precision=profile.precision, on_epoch_end=callback, data_id=data_id)
