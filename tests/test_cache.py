@@ -57,6 +57,14 @@ def test_editing_a_models_source_retrains_it_and_a_comment_does_not(tmp_path, mo
     assert not edited.cached and edited.run_dir != first.run_dir
 
 
+def test_a_model_is_keyed_by_its_own_classes_not_by_the_other_models_of_its_module(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    extra = "\n\nclass Other(nn.Module):\n    def forward(self, x):\n        return x * {}\n"
+    first = model_fingerprint(write_model(tmp_path, 1.0, comment=extra.format(1)).Edited())
+    assert model_fingerprint(write_model(tmp_path, 1.0, comment=extra.format(2)).Edited()) == first
+    assert model_fingerprint(write_model(tmp_path, 2.0, comment=extra.format(2)).Edited()) != first   # SCALE
+
+
 def test_model_fingerprint_covers_the_classes_and_the_loop():
     a = model_fingerprint(Toy(ToyConfig()))
     assert a == model_fingerprint(Toy(ToyConfig(lr=1.0)))     # config is keyed separately

@@ -117,3 +117,20 @@ def test_random_crop_flip_is_a_per_image_shift_or_flip():
                     for cand in (x[i], x[i].flip(2)) for r in range(5) for c in range(5))
         assert found
     assert not torch.equal(out, x)
+
+
+def test_every_registered_dataset_has_a_reader_a_yardstick_budget_and_an_aim():
+    from genlab.classifier import _budget_config
+    from genlab.config import PROFILES
+    for name, spec in data.SPECS.items():
+        assert spec.reader in data._READERS, name
+        assert 0 < spec.classifier_target < 1, name
+        for profile in PROFILES.values():
+            assert name in profile.classifiers, (name, profile.name)
+    # The registry, not the classifier, says which yardsticks train on crops and flips.
+    assert [n for n, s in data.SPECS.items() if s.augment] == ["cifar10"]
+    ds = data.load("mnist")
+    flipped = data.Dataset("cifar10", ds.x_train[:16], ds.y_train[:16], ds.x_test[:16], ds.y_test[:16],
+                           ds.classes, ds.root)
+    assert _budget_config(flipped, PROFILES["smoke"].classifiers["mnist"]).augment
+    assert not _budget_config(ds, PROFILES["smoke"].classifiers["mnist"]).augment

@@ -1,15 +1,15 @@
 """What makes a cached result valid: its configuration, its data and its code.
 
 A trained model or a costly evaluation is reused only when all three are unchanged.
-The code part is a fingerprint of the Python source that produced it: for a model,
-every non-torch module that defines a class of one of its submodules, plus the
-training loop and the data layer; for an evaluation, the function that computes it
-(for a lambda or a nested function, the top-level function or class around it), the
-top-level definitions of its module that it uses, transitively, and every genlab module
-that those import names from, whole (but this one, which stores values and computes none).
-Editing another function of the same module recomputes nothing. The fingerprint hashes the parsed syntax tree, so editing a
-comment or the formatting does not retrain anything, while any change to what the
-code does (a docstring included, to stay on the safe side) does.
+The code part is a fingerprint of the Python source that produced it: for an evaluation,
+the function that computes it (for a lambda or a nested function, the top-level function or
+class around it), the top-level definitions of its module that it uses, transitively, and
+every genlab module that those import names from, whole (but this one, which stores values
+and computes none); for a model, the same for each class of its submodules and their bases,
+plus the training loop and the data layer, whole. Editing another function or model of the
+same module recomputes and retrains nothing. The fingerprint hashes the parsed syntax tree,
+so editing a comment or the formatting does not retrain anything, while any change to what
+the code does (a docstring included, to stay on the safe side) does.
 
 A corrupt or unreadable cache entry is set aside (renamed, never deleted) with a
 warning and recomputed, so that a build never stops on it.
@@ -69,26 +69,20 @@ def module_fingerprint(module_names: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()[:16]
 
 
-def _user_modules(classes: Iterable[type]) -> set[str]:
-    """Modules that define these classes or their bases, except torch's and the standard library's."""
-    names = set()
-    for cls in classes:
-        for base in inspect.getmro(cls):
-            mod = base.__module__
-            if mod.split(".")[0] in ("torch", "builtins", "abc", "typing"):
-                continue
-            names.add(mod)
-    return names
-
-
 # Code every trained model depends on besides its own classes.
 _ALWAYS = ("genlab.train", "genlab.data")
 
 
 def model_fingerprint(model: nn.Module) -> str:
-    """Fingerprint of the source of every class that makes up `model`, the loop and the data layer."""
-    source = module_fingerprint(_user_modules(type(m) for m in model.modules()) | set(_ALWAYS))
-    return hashlib.sha256(f"{source} torch=={torch.__version__}".encode()).hexdigest()[:16]
+    """Fingerprint of the code of every class that makes up `model` (and their bases), each as
+    `code_fingerprint` sees a function: its definition, what it uses of its module and the genlab
+    modules it imports from - so editing another model of the same module retrains nothing - plus
+    the training loop and the data layer, whole."""
+    classes = {base for m in model.modules() for base in inspect.getmro(type(m))
+               if base.__module__.split(".")[0] not in ("torch", "builtins", "abc", "typing")}
+    parts = sorted(code_fingerprint(c) for c in classes)
+    source = module_fingerprint(_ALWAYS)
+    return hashlib.sha256(f"{' '.join(parts)} {source} torch=={torch.__version__}".encode()).hexdigest()[:16]
 
 
 @functools.lru_cache(maxsize=None)

@@ -15,8 +15,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from genlab import data as gdata
+from genlab import experiment
 from genlab.config import ClassifierBudget, Profile, get_profile
-from genlab.train import FitResult, TrainableModule, evaluate, fit
+from genlab.train import FitResult, TrainableModule
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class ClassifierConfig:
     width: int
     convs_per_block: int
     lr: float
-    augment: bool            # random crops and flips (CIFAR-10 only)
+    augment: bool            # random crops and flips (the dataset registry says which datasets)
     mean: tuple[float, ...]  # per-channel input normalisation, from the training set
     std: tuple[float, ...]
 
@@ -106,7 +107,7 @@ def _budget_config(ds: gdata.Dataset, budget: ClassifierBudget) -> ClassifierCon
         width=budget.width,
         convs_per_block=budget.convs_per_block,
         lr=budget.lr,
-        augment=ds.name == "cifar10",
+        augment=ds.spec.augment,
         mean=tuple(round(v, 4) for v in x.mean((0, 2, 3)).tolist()),
         std=tuple(round(v, 4) for v in x.std((0, 2, 3)).tolist()),
     )
@@ -121,17 +122,12 @@ def train_classifier(dataset: str, profile: str | Profile = "cpu") -> tuple[Clas
     ds = gdata.load(dataset)
     budget = profile.classifiers[ds.name]
     cfg = _budget_config(ds, budget)
-    n_train = budget.train_subset or len(ds.x_train)
-    n_test = profile.eval_subset or len(ds.x_test)
-    test = (ds.x_test[:n_test], ds.y_test[:n_test])
-    result = fit(
-        f"classifier-{ds.name}", lambda: Classifier(cfg), cfg,
-        (ds.x_train[:n_train], ds.y_train[:n_train]),
-        epochs=budget.epochs, batch_size=budget.batch_size, seed=profile.seed,
-        data_id=f"{ds.name}:train[:{n_train}]", val=test, device=profile.device, precision=profile.precision,
-    )
-    accuracy = evaluate(result.model, test, device=profile.device)["accuracy"]
-    return result.model, result, accuracy
+    result = experiment.train_on("classifier", lambda: Classifier(cfg), cfg, ds, profile, epochs=budget.epochs,
+                                 batch_size=budget.batch_size, images=budget.train_subset, labels=ds.y_train,
+                                 labels_id="labels", val_images=profile.eval_subset or len(ds.x_test),
+                                 val_labels=True)
+    # The last epoch's validation is the test accuracy of the final weights (no EMA): no need to measure again.
+    return result.model, result, float(result.history["val_accuracy"].iloc[-1])
 
 
 @functools.lru_cache(maxsize=None)

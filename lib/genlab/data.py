@@ -35,6 +35,11 @@ class DatasetSpec:
     classes: tuple[str, ...]
     torchvision_class: str
     title: str                      # how reports name it
+    reader: str = "idx"             # file format: "idx" (MNIST's) or "cifar" (CIFAR-10's pickled batches)
+    # The yardstick classifier trains on random crops and horizontal flips: natural images stay what they
+    # are when flipped, a digit need not (a flipped 2 is no digit).
+    augment: bool = False
+    classifier_target: float = 0.9  # test accuracy its yardstick classifier aims for (cpu profile and up)
 
 
 _MNIST_CLASSES = tuple(str(i) for i in range(10))
@@ -48,7 +53,7 @@ SPECS: dict[str, DatasetSpec] = {
             "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
             "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
         },
-        _MNIST_CLASSES, "MNIST", "MNIST"),
+        _MNIST_CLASSES, "MNIST", "MNIST", classifier_target=0.99),
     "fashion_mnist": DatasetSpec(
         "fashion_mnist", "FashionMNIST/raw",
         {
@@ -73,7 +78,7 @@ SPECS: dict[str, DatasetSpec] = {
         },
         ("airplane", "automobile", "bird", "cat", "deer",
          "dog", "frog", "horse", "ship", "truck"),
-        "CIFAR10", "CIFAR-10"),
+        "CIFAR10", "CIFAR-10", reader="cifar", augment=True, classifier_target=0.80),
 }
 
 
@@ -218,8 +223,12 @@ class Dataset:
     root: Path
 
     @property
+    def spec(self) -> DatasetSpec:
+        return SPECS[self.name]
+
+    @property
     def title(self) -> str:
-        return SPECS[self.name].title
+        return self.spec.title
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -230,12 +239,15 @@ class Dataset:
                 f"test {tuple(self.x_test.shape)}, from {self.root})")
 
 
+_READERS = {"idx": _load_mnist_like, "cifar": _load_cifar}
+
+
 @functools.lru_cache(maxsize=None)
 def _load_cached(name: str, root: Path) -> Dataset:
     spec = SPECS[name]
     verify(name, root)
     folder = root / spec.folder
-    loader = _load_cifar if name == "cifar10" else _load_mnist_like
+    loader = _READERS[spec.reader]
     try:
         x_train, y_train, x_test, y_test = loader(folder)
     except Exception as e:  # a file that passed its checksum should parse; say so if not

@@ -10,7 +10,7 @@ which is tight when q(u | x) equals the flow's own density inside the bin. q is 
 flow: ε ~ N(0, I), affine couplings whose networks also see features of x, then a sigmoid into (0, 1).
 
 Kept in its own module so that a RealNVP with uniform dequantisation does not depend on this code
-(genlab.cache fingerprints a model by the modules of its classes).
+(genlab.cache fingerprints a model by its classes and the genlab modules they import from).
 """
 from __future__ import annotations
 

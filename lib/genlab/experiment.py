@@ -68,17 +68,18 @@ def train_images(ds: gdata.Dataset, *limits: int) -> int:
 
 def train_on(prefix: str, build: Callable[[], TrainableModule], config, ds: gdata.Dataset, profile: Profile, *,
              epochs: int, batch_size: int, images: int = 0, labels: torch.Tensor | None = None,
-             labels_id: str = "", val_images: int = 0, seed: int | None = None, precision: str | None = None,
+             labels_id: str = "", val_images: int = 0, val_labels: bool = False, seed: int | None = None, precision: str | None = None,
              monitor: tuple[Callable, str] | None = None) -> FitResult:
     """Train (or load) `build()` as run `{prefix}-{dataset}` on the first `images` training images of `ds`
     (0: all), with per-image `labels` when given (named `labels_id` in the cache key: "labels" for the
-    dataset's own, a clustering's name for others), scoring the first `val_images` test images after
-    every epoch. Seed, device and precision are the profile's unless given. `monitor` = (on_epoch_end, a
+    dataset's own, a clustering's name for others), scoring the first `val_images` test images (with
+    their labels if `val_labels`) after every epoch. Seed, device and precision are the profile's unless given. `monitor` = (on_epoch_end, a
     name for what it measures with) measures the model after every epoch (see `fit_measured`)."""
     n = train_images(ds, images)
     train = (ds.x_train[:n],) if labels is None else (ds.x_train[:n], labels[:n])
     data_id = f"{ds.name}:train[:{n}]" + (f"+{labels_id}" if labels is not None else "")
-    val = (ds.x_test[:val_images],) if val_images else None
+    val = ((ds.x_test[:val_images], ds.y_test[:val_images]) if val_labels else (ds.x_test[:val_images],)) \
+        if val_images else None
 
     def fit_with(callback=None):
         return fit(f"{prefix}-{ds.name}", build, config, train, epochs=epochs, batch_size=batch_size, data_id=data_id,

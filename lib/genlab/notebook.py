@@ -202,10 +202,6 @@ def dataset_overview(report: Report, dataset: str) -> dict:
     }
 
 
-# Accuracy the yardstick classifiers aim for (cpu profile and up), from the foundation issue.
-CLASSIFIER_TARGETS = {"mnist": 0.99, "fashion_mnist": 0.90, "cifar10": 0.80}
-
-
 def yardstick_section(report: Report, datasets: list[str]) -> pd.DataFrame:
     """Overview of each dataset and its classifier, then one table of them all."""
     rows = [dataset_overview(report, ds) for ds in datasets]
@@ -219,7 +215,7 @@ def yardstick_discussion(report: Report, table: pd.DataFrame) -> None:
     lines = []
     for row in table.to_dict("records"):
         ds, acc = row["dataset"], row["test accuracy"]
-        target = CLASSIFIER_TARGETS[gdata.canonical_name(ds)]
+        target = gdata.SPECS[gdata.canonical_name(ds)].classifier_target
         verdict = "meets" if acc >= target else "falls short of"
         lines.append(
             f"- **{ds}**: the classifier reaches {acc:.2%} test accuracy after "
