@@ -1,17 +1,24 @@
 """The experiments of the GANs notebook; every number is measured here with the
-dataset's own classifier (FID against the real floor, coverage, conditional accuracy)."""
+dataset's own classifier (FID against the real floor, coverage, conditional accuracy).
+
+Each section is an experiment that returns a plain dataclass (`vanilla_experiment` ->
+`VanillaRun`s, `conv_experiment` -> `ConvResults`, `cgan_experiment` -> `CGANResults`,
+`progan_experiment` -> `ProGANResults`), a `show_*` that draws its figures (genlab.plots) and
+tables and records its headline numbers, and a `*_text` that narrates it from the dataclass's
+fields - never from a table's display labels, so the prose is tested on synthetic results
+(tests/test_gan_study.py)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from torch.nn import functional as F
 
-from genlab import data as gdata, experiment
+from genlab import data as gdata, experiment, plots
 from genlab.atomic import save_torch
 from genlab.cache import json_memo, module_fingerprint, tensor_memo
 from genlab.clusters import cluster_labels, cluster_prior
@@ -19,12 +26,12 @@ from genlab.config import GANBudget, Profile, config_dict, get_profile
 from genlab.gans import ConvGAN, ConvGANConfig, GANConfig, VanillaGAN, to_signed, to_uint8
 from genlab.metrics import Yardstick, class_histogram, yardstick
 from genlab.paths import cache_dir
-from genlab.plots import grid_array, plot_histogram
 from genlab.progan import ProGAN, ProGANConfig, ProGANStage, downsample_to
 from genlab.train import fit
 
 COLLAPSE_COVERAGE = 0.8    # below this class coverage an epoch is flagged as mode collapse
 FM_WEIGHT = 1.0            # feature-matching weight beside the adversarial loss in cGAN + FM
+SMOKE_NOTE = "*This is the `smoke` profile: tiny models trained for seconds; the numbers only show that the pipeline runs.*"
 
 
 def clusters(dataset: str, n: int, k: int) -> torch.Tensor:
@@ -82,69 +89,99 @@ def train_vanilla(dataset: str, profile: str | Profile):
     return cfg, result
 
 
-def vanilla_section(report, datasets) -> pd.DataFrame:
-    report.say(f"Each epoch's {report.profile.gans.samples} samples are measured; an epoch whose class coverage "
-               f"is below {COLLAPSE_COVERAGE:.0%} is flagged as mode collapse.")
-    rows, histograms = [], []
+@dataclass
+class VanillaRun:
+    """The MLP GAN on one dataset: its per-epoch history (losses, discriminator outputs, and the FID,
+    floor, coverage and confidence of each epoch's samples) and what it drew."""
+
+    dataset: str                       # the registry's name
+    title: str
+    classes: tuple[str, ...]
+    config: GANConfig
+    history: pd.DataFrame
+    histogram: list[float]             # predicted-class shares of the last epoch's measured samples
+    grids: dict[int, torch.Tensor]     # epoch -> the fixed noise's samples after it
+    run_dir: Path
+    train_minutes: float
+
+    def final(self, column: str) -> float:
+        return float(self.history[column].iloc[-1])
+
+    @property
+    def epochs(self) -> int:
+        return int(self.history["epoch"].iloc[-1])
+
+    @property
+    def collapsed_epochs(self) -> list[int]:
+        """Epochs whose class coverage fell below COLLAPSE_COVERAGE: flagged as mode collapse."""
+        h = self.history
+        return [int(e) for e in h.loc[h["coverage"] < COLLAPSE_COVERAGE, "epoch"]]
+
+
+def vanilla_experiment(profile: str | Profile, datasets) -> list[VanillaRun]:
+    """The seed's MLP GAN on each dataset, measured after every epoch."""
+    profile = get_profile(profile)
+    runs = []
     for ds_name in datasets:
         ds = gdata.load(ds_name)
-        cfg, result = train_vanilla(ds_name, report.profile)
-        histograms.append((ds, final_histogram(ds_name, report.profile, result)))
-        h = result.history
-        fig, axes = plt.subplots(1, 4, figsize=(14, 2.8))
-        axes[0].plot(h["epoch"], h["train_loss_d"], marker="o", label="D")
-        axes[0].plot(h["epoch"], h["train_loss_g"], marker="o", label="G")
-        axes[0].set_title("losses (epoch means)", fontsize=9)
-        axes[1].plot(h["epoch"], h["train_D(x)"], marker="o", label="D(x)")
-        axes[1].plot(h["epoch"], h["train_D(G(z))"], marker="o", label="D(G(z))")
-        axes[1].set_title("discriminator outputs", fontsize=9)
-        axes[2].plot(h["epoch"], h["FID"], marker="o", label="samples")
-        axes[2].plot(h["epoch"], h["FID floor"], ls=":", color="k", label="real floor")
-        axes[2].set_yscale("log")
-        axes[2].set_title(f"FID ({report.profile.gans.samples} samples)", fontsize=9)
-        axes[3].plot(h["epoch"], h["coverage"], marker="o", label="coverage")
-        axes[3].axhline(COLLAPSE_COVERAGE, color="r", ls="--", lw=1, label="collapse flag")
-        axes[3].set_ylim(0, 1.05)
-        axes[3].set_title("class coverage", fontsize=9)
-        for ax in axes:
-            ax.set_xlabel("epoch")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-        fig.suptitle(f"{ds.title}: vanilla GAN", fontsize=10)
-        fig.tight_layout()
-        plt.show()
-        plt.close(fig)
-        epochs = list(h["epoch"])
+        cfg, result = train_vanilla(ds_name, profile)
+        epochs = [int(e) for e in result.history["epoch"]]
         shown = sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]})
-        grids = [torch.load(result.run_dir / f"samples_epoch{e}.pt") for e in shown]
-        report.grid(f"vanilla_{ds_name}_over_training", torch.cat([g[:16] for g in grids]),
-                    f"{ds.title}: the same noise after epochs {', '.join(map(str, shown))} (one row each)", nrow=16,
-                    config={"dataset": ds_name, "gan": config_dict(cfg), "epochs": shown})
-        for e in epochs:
-            report.save_samples(f"measured_vanilla_{ds_name}_epoch{e}",
-                                torch.load(result.run_dir / f"measured_epoch{e}.pt"),
-                                {"dataset": ds_name, "epoch": e, "seed": e, "gan": config_dict(cfg)})
-        collapsed = h.loc[h["coverage"] < COLLAPSE_COVERAGE, "epoch"].tolist()
-        if collapsed:
-            report.say(f"**Warning: mode collapse flagged** for {ds.title}: class coverage fell below "
-                       f"{COLLAPSE_COVERAGE:.0%} at epoch(s) {', '.join(map(str, collapsed))}.")
-        last = h.iloc[-1]
-        rows.append({"dataset": ds.title, "epochs": int(last["epoch"]), "final D loss": last["train_loss_d"],
-                     "final G loss": last["train_loss_g"], "D(x)": last["train_D(x)"],
-                     "D(G(z))": last["train_D(G(z))"], "FID": last["FID"], "FID floor": last["FID floor"],
-                     "coverage": last["coverage"], "min coverage": h["coverage"].min(),
-                     "collapse flagged": bool(collapsed), "train time (min)": result.train_seconds / 60})
-        report.headline("vanilla GAN FID", last["FID"], "FID", ds_name)
-        report.headline("vanilla GAN class coverage", last["coverage"], "fraction", ds_name)
-    table = pd.DataFrame(rows)
-    report.table(table)
-    fig, axes = plt.subplots(1, len(histograms), figsize=(4.5 * len(histograms), 2.6), squeeze=False)
-    for ax, (ds, hist) in zip(axes[0], histograms):
-        plot_histogram(hist, ds.classes, f"{ds.title}: predicted classes of the final samples", ax=ax)
-    fig.tight_layout()
-    plt.show()
-    plt.close(fig)
-    return table
+        runs.append(VanillaRun(ds.name, ds.title, ds.classes, cfg, result.history,
+                               final_histogram(ds_name, profile, result),
+                               {e: torch.load(result.run_dir / f"samples_epoch{e}.pt") for e in shown},
+                               result.run_dir, result.train_seconds / 60))
+    return runs
+
+
+def vanilla_table(runs: list[VanillaRun]) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "dataset": r.title, "epochs": r.epochs, "final D loss": r.final("train_loss_d"),
+        "final G loss": r.final("train_loss_g"), "D(x)": r.final("train_D(x)"), "D(G(z))": r.final("train_D(G(z))"),
+        "FID": r.final("FID"), "FID floor": r.final("FID floor"), "coverage": r.final("coverage"),
+        "min coverage": float(r.history["coverage"].min()), "collapse flagged": bool(r.collapsed_epochs),
+        "train time (min)": r.train_minutes} for r in runs])
+
+
+def show_vanilla(report, runs: list[VanillaRun]) -> None:
+    """Each run's curves and samples over training (its measured samples kept with the report), the
+    collapse flags, the table and the final samples' class histograms."""
+    n = report.profile.gans.samples
+    report.say(f"Each epoch's {n} samples are measured; an epoch whose class coverage "
+               f"is below {COLLAPSE_COVERAGE:.0%} is flagged as mode collapse.")
+    for r in runs:
+        plots.show(plots.plot_gan_history(r.history, f"{r.title}: vanilla GAN", n, COLLAPSE_COVERAGE))
+        shown = list(r.grids)
+        report.grid(f"vanilla_{r.dataset}_over_training", torch.cat([g[:16] for g in r.grids.values()]),
+                    f"{r.title}: the same noise after epochs {', '.join(map(str, shown))} (one row each)", nrow=16,
+                    config={"dataset": r.dataset, "gan": config_dict(r.config), "epochs": shown})
+        for e in r.history["epoch"]:
+            report.save_samples(f"measured_vanilla_{r.dataset}_epoch{e}", torch.load(r.run_dir / f"measured_epoch{e}.pt"),
+                                {"dataset": r.dataset, "epoch": int(e), "seed": int(e), "gan": config_dict(r.config)})
+        if r.collapsed_epochs:
+            report.say(f"**Warning: mode collapse flagged** for {r.title}: class coverage fell below "
+                       f"{COLLAPSE_COVERAGE:.0%} at epoch(s) {', '.join(map(str, r.collapsed_epochs))}.")
+        report.headline("vanilla GAN FID", r.final("FID"), "FID", r.dataset)
+        report.headline("vanilla GAN class coverage", r.final("coverage"), "fraction", r.dataset)
+    report.table(vanilla_table(runs))
+    plots.show(plots.plot_histograms([(r.histogram, r.classes, f"{r.title}: predicted classes of the final samples")
+                                      for r in runs]))
+
+
+def vanilla_text(runs: list[VanillaRun]) -> str:
+    out = []
+    for r in runs:
+        d_loss = r.final("train_loss_d")
+        out.append(
+            f"**Vanilla GAN, {r.title}.** After {r.epochs} epochs the losses are D {d_loss:.3f}, "
+            f"G {r.final('train_loss_g'):.3f} with D(x) = {r.final('train_D(x)'):.2f} and "
+            f"D(G(z)) = {r.final('train_D(G(z))'):.2f}: "
+            + ("the discriminator has **not** won (the seed's run ended at D loss 0.0000)"
+               if d_loss > 0.1 else "the discriminator is winning")
+            + f". FID {r.final('FID'):.3g} against a real floor of {r.final('FID floor'):.3g}; class coverage "
+            f"{r.final('coverage'):.0%} (lowest over training {r.history['coverage'].min():.0%}"
+            + (", **mode collapse was flagged**)." if r.collapsed_epochs else ", no collapse flagged)."))
+    return "\n\n".join(out)
 
 
 # --- 2. convolutional GAN: what each small-budget technique buys -----------------------------
@@ -200,63 +237,126 @@ CONV_ABLATION = [
 ]
 
 
-def _measure_conv(report, ys, ds_name, label, cfg, model, seconds, weights="ema", tag="") -> dict:
-    b = report.profile.gans
-    samples = model.sample(b.samples, generator=torch.Generator().manual_seed(report.profile.seed))
+@dataclass(frozen=True)
+class Measured:
+    """One sample set, measured by its dataset's yardstick."""
+
+    title: str             # the dataset's
+    variant: str
+    fid: float
+    floor: float
+    coverage: float
+    confident: float       # share of samples the classifier labels with confidence >= 0.9
+    train_minutes: float
+
+    @property
+    def ratio(self) -> float:
+        return self.fid / self.floor
+
+
+def _measure_conv(profile: Profile, ys, ds_name, label, cfg, model, seconds, weights="ema",
+                  tag="") -> tuple[Measured, torch.Tensor]:
+    samples = model.sample(profile.gans.samples, generator=torch.Generator().manual_seed(profile.seed))
     m = ys.measure(samples, name=f"measured_convgan_{ds_name}{tag}",
-                   config={"dataset": ds_name, "weights": weights, "seed": report.profile.seed, "gan": config_dict(cfg)})
-    return {"dataset": ys.dataset.title, "variant": label, "FID": m.fid, "FID floor": m.fid_floor,
-            "× floor": m.fid / m.fid_floor, "coverage": m.coverage, "confidence ≥ 0.9": m.confident_share,
-            "train time (min)": seconds / 60, "samples": samples}
+                   config={"dataset": ds_name, "weights": weights, "seed": profile.seed, "gan": config_dict(cfg)})
+    return Measured(ys.dataset.title, label, m.fid, m.fid_floor, m.coverage, m.confident_share, seconds / 60), samples
 
 
-def conv_section(report, datasets) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _measured_table(rows: list[Measured]) -> pd.DataFrame:
+    return pd.DataFrame([{"dataset": m.title, "variant": m.variant, "FID": m.fid, "FID floor": m.floor,
+                          "× floor": m.ratio, "coverage": m.coverage, "confidence ≥ 0.9": m.confident,
+                          "train time (min)": m.train_minutes} for m in rows])
+
+
+@dataclass
+class ConvRecipeRun:
+    dataset: str
+    config: ConvGANConfig
+    measured: Measured
+    samples: torch.Tensor      # the first measured samples, for the report's grid
+
+
+@dataclass
+class ConvResults:
+    recipes: list[ConvRecipeRun]                  # the recipe on every dataset
+    ablation: list[tuple[Technique, Measured]]    # on the first dataset; the recipe's own run first
+    ablation_images: int
+
+    @property
+    def baseline(self) -> Measured:
+        return self.ablation[0][1]
+
+
+def conv_experiment(profile: str | Profile, datasets) -> ConvResults:
     """The conv GAN recipe on every dataset (`conv_epochs` of it); then, on the first dataset with the
-    shorter `ablation_epochs` each, one technique changed at a time. Returns (results, ablation)."""
-    b = report.profile.gans
-    rows = []
+    shorter `ablation_epochs` each, one technique changed at a time."""
+    profile = get_profile(profile)
+    b = profile.gans
+    recipes = []
     for ds_name in datasets:
-        ys = yardstick(ds_name, report.profile.name)
-        cfg, result = train_conv(ds_name, report.profile)
-        row = _measure_conv(report, ys, ds_name, f"recipe ({b.self_conditioning} clusters), {b.conv_epochs_for(ds_name)} epoch(s)", cfg, result.model,
-                            result.train_seconds)
-        report.grid(f"convgan_{ds_name}", row.pop("samples")[:32],
-                    f"{ys.dataset.title}: conv GAN (EMA generator)", nrow=16,
-                    config={"dataset": ds_name, "seed": report.profile.seed, "gan": config_dict(cfg)})
-        rows.append(row)
-        report.headline("conv GAN FID", row["FID"], "FID", ds_name)
-        report.headline("conv GAN FID / real floor", row["× floor"], "ratio", ds_name)
-        report.headline("conv GAN class coverage", row["coverage"], "fraction", ds_name)
-    results = pd.DataFrame(rows)
-    epochs = ", ".join(f"{b.conv_epochs_for(d)} on {gdata.SPECS[d].title}" for d in datasets)
-    report.say(f"The recipe on each dataset: epochs {epochs}, each of {b.train_subset or 'all'} training images, "
-               f"batch {b.batch_size}; {b.samples} samples per measurement.")
-    report.table(results)
+        ys = yardstick(ds_name, profile.name)
+        cfg, result = train_conv(ds_name, profile)
+        m, samples = _measure_conv(profile, ys, ds_name,
+                                   f"recipe ({b.self_conditioning} clusters), {b.conv_epochs_for(ds_name)} epoch(s)",
+                                   cfg, result.model, result.train_seconds)
+        recipes.append(ConvRecipeRun(ds_name, cfg, m, samples[:32]))
 
     ds_name = datasets[0]
-    ys = yardstick(ds_name, report.profile.name)
-    abl, full = [], None
+    ys = yardstick(ds_name, profile.name)
+    ablation, full = [], None
     for t in CONV_ABLATION:
         if t.change is None:
             cfg, result = full
-            row = _measure_conv(report, ys, ds_name, t.label, cfg, result.trained, result.train_seconds,
-                                weights="raw", tag="_ablation_raw")
+            m, _ = _measure_conv(profile, ys, ds_name, t.label, cfg, result.trained, result.train_seconds,
+                                 weights="raw", tag="_ablation_raw")
         else:
             change = t.change(b)
-            cfg, result = train_conv(ds_name, report.profile, epochs=b.ablation_epochs, images=b.ablation_subset,
-                                     **change)
+            cfg, result = train_conv(ds_name, profile, epochs=b.ablation_epochs, images=b.ablation_subset, **change)
             full = full or (cfg, result)
             tag = "_ablation_" + ("_".join(f"{k}{v}" for k, v in change.items()) or "recipe")
-            row = _measure_conv(report, ys, ds_name, t.label, cfg, result.model, result.train_seconds, tag=tag)
-        abl.append({**row, "adds": t.adds})
-    for r in abl:
-        r.pop("samples")
-    ablation = pd.DataFrame(abl)
-    n_abl = experiment.train_images(ys.dataset, b.ablation_subset, b.train_subset)
-    report.say(f"One technique changed at a time on {ys.dataset.title}, each run {b.ablation_epochs} epoch(s) of "
-               f"{n_abl} training images (the same optimiser steps on the same images):")
-    report.table(ablation.drop(columns="adds"))
-    return results, ablation
+            m, _ = _measure_conv(profile, ys, ds_name, t.label, cfg, result.model, result.train_seconds, tag=tag)
+        ablation.append((t, m))
+    return ConvResults(recipes, ablation, experiment.train_images(ys.dataset, b.ablation_subset, b.train_subset))
+
+
+def show_conv(report, results: ConvResults) -> None:
+    b = report.profile.gans
+    for r in results.recipes:
+        report.grid(f"convgan_{r.dataset}", r.samples, f"{r.measured.title}: conv GAN (EMA generator)", nrow=16,
+                    config={"dataset": r.dataset, "seed": report.profile.seed, "gan": config_dict(r.config)})
+        report.headline("conv GAN FID", r.measured.fid, "FID", r.dataset)
+        report.headline("conv GAN FID / real floor", r.measured.ratio, "ratio", r.dataset)
+        report.headline("conv GAN class coverage", r.measured.coverage, "fraction", r.dataset)
+    epochs = ", ".join(f"{b.conv_epochs_for(r.dataset)} on {r.measured.title}" for r in results.recipes)
+    report.say(f"The recipe on each dataset: epochs {epochs}, each of {b.train_subset or 'all'} training images, "
+               f"batch {b.batch_size}; {b.samples} samples per measurement.")
+    report.table(_measured_table([r.measured for r in results.recipes]))
+    report.say(f"One technique changed at a time on {results.baseline.title}, each run {b.ablation_epochs} epoch(s) "
+               f"of {results.ablation_images} training images (the same optimiser steps on the same images):")
+    report.table(_measured_table([m for _, m in results.ablation]))
+
+
+def conv_text(results: ConvResults, vanilla: list[VanillaRun]) -> str:
+    out = []
+    for r in results.recipes:
+        m = r.measured
+        text = (f"**Conv GAN, {m.title}.** The recipe reaches FID {m.fid:.3g} against a real floor of "
+                f"{m.floor:.3g} ({m.ratio:.1f}× the floor), class coverage {m.coverage:.0%}, "
+                f"in {m.train_minutes:.1f} min")
+        mlp = next((v for v in vanilla if v.dataset == r.dataset), None)
+        if mlp is not None:
+            text += f"; the seed's MLP GAN ends at FID {mlp.final('FID'):.3g} after {mlp.train_minutes:.1f} min"
+        out.append(text + ".")
+    base = results.baseline
+    parts = []
+    for t, m in results.ablation[1:]:
+        d = m.fid - base.fid
+        pays = (d < 0) if t.adds else (d > 0)
+        parts.append(f"{m.variant}: FID {m.fid:.3g} ({d:+.3g}: "
+                     + ("the technique pays" if pays else "the technique does not pay here") + ")")
+    out.append(f"**What each technique buys ({base.title}, short budget).** The recipe: FID {base.fid:.3g}. "
+               + "; ".join(parts) + ". One seed per variant: differences of a few FID points are within noise.")
+    return "\n\n".join(out)
 
 
 # --- 3. conditional GAN (projection discriminator) and feature matching ------------------------
@@ -273,21 +373,6 @@ def intra_class_diversity(ys, images: torch.Tensor, labels: torch.Tensor) -> flo
     return float(torch.stack(dists).mean())
 
 
-def show_class_grid(images: torch.Tensor, classes, per_class: int, title: str):
-    """One row per class, labelled with the class name."""
-    fig, ax = plt.subplots(figsize=(per_class * 0.45 + 1.2, len(classes) * 0.45 + 0.4))
-    ax.imshow(grid_array(images, nrow=per_class), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-    size = images.shape[-1] + 2
-    ax.set_yticks([size * i + size / 2 for i in range(len(classes))], list(classes), fontsize=7)
-    ax.set_xticks([])
-    ax.set_title(title, fontsize=9)
-    for side in ax.spines.values():
-        side.set_visible(False)
-    fig.tight_layout()
-    plt.show()
-    plt.close(fig)
-
-
 # The projection cGAN, then what mode seeking and feature matching change: (label, file tag, changes to
 # the recipe, at most this many seeds). The plain cGAN's collapse is plain from one seed (diversity 2.5
 # against the real 16.5 on MNIST); the two recipes compared over `cgan_seeds` seeds get the budget.
@@ -301,20 +386,95 @@ CGAN_VARIANTS = [
 ]
 
 
-def cgan_section(report, datasets) -> pd.DataFrame:
-    """The projection cGAN variants of CGAN_VARIANTS over `cgan_seeds` seeds per dataset:
-    one row per run; `cgan_summary` gives mean and spread."""
-    b = report.profile.gans
-    rows = []
+@dataclass(frozen=True)
+class CGANRun:
+    """One cGAN run (a variant of CGAN_VARIANTS, one seed), measured on `samples` labels cycling through the classes."""
+
+    dataset: str
+    title: str
+    variant: str
+    seed: int
+    mode_seeking: float
+    accuracy: float            # share of samples the classifier puts in the asked class
+    fid: float
+    floor: float
+    coverage: float
+    diversity: float           # intra-class diversity of the samples
+    real_diversity: float      # ... and of as many real test images
+    train_minutes: float
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Mean and half the range over seeds."""
+
+    mean: float
+    half_range: float
+
+    @classmethod
+    def of(cls, values) -> "Spread":
+        values = list(values)
+        return cls(sum(values) / len(values), (max(values) - min(values)) / 2)
+
+
+@dataclass(frozen=True)
+class CGANSummary:
+    """A variant on one dataset over its seeds."""
+
+    dataset: str
+    title: str
+    variant: str
+    seeds: int
+    mode_seeking: float
+    accuracy: Spread
+    fid: Spread
+    diversity: Spread
+    real_diversity: float
+
+
+@dataclass
+class ClassGrid:
+    tag: str
+    dataset: str
+    title: str
+    variant: str
+    classes: tuple[str, ...]
+    per_class: int
+    images: torch.Tensor
+    labels: torch.Tensor
+    config: ConvGANConfig
+
+
+@dataclass
+class CGANResults:
+    runs: list[CGANRun]
+    grids: list[ClassGrid]          # the first seed of each variant, one row per class
+    images: int                     # training images of each run
+
+    def summary(self) -> list[CGANSummary]:
+        """Per dataset and variant (in the order they ran): mean and spread over the seeds."""
+        groups: dict[tuple[str, str], list[CGANRun]] = {}
+        for r in self.runs:
+            groups.setdefault((r.dataset, r.variant), []).append(r)
+        return [CGANSummary(rs[0].dataset, rs[0].title, rs[0].variant, len(rs), rs[0].mode_seeking,
+                            Spread.of(r.accuracy for r in rs), Spread.of(r.fid for r in rs),
+                            Spread.of(r.diversity for r in rs), rs[0].real_diversity) for rs in groups.values()]
+
+
+def cgan_experiment(profile: str | Profile, datasets) -> CGANResults:
+    """The projection cGAN variants of CGAN_VARIANTS over `cgan_seeds` seeds per dataset."""
+    profile = get_profile(profile)
+    b = profile.gans
+    runs, grids = [], []
     for ds_name in datasets:
         ds = gdata.load(ds_name)
-        ys = yardstick(ds_name, report.profile.name)
+        ys = yardstick(ds_name, profile.name)
         n = b.samples
         real_div = intra_class_diversity(ys, ds.x_test[:n], ds.y_test[:n])
         for label, short, changes, max_seeds in CGAN_VARIANTS:
             changes = changes(b) if callable(changes) else changes
-            for seed in range(report.profile.seed, report.profile.seed + min(b.cgan_seeds, max_seeds or b.cgan_seeds)):
-                cfg, result = train_conv(ds_name, report.profile, classes=len(ds.classes), seed=seed,
+            for seed in range(profile.seed, profile.seed + min(b.cgan_seeds, max_seeds or b.cgan_seeds)):
+                cfg, result = train_conv(ds_name, profile, classes=len(ds.classes), seed=seed,
                                          images=b.cgan_subset, **changes)
                 model = result.model
                 labels = torch.arange(n) % len(ds.classes)
@@ -322,76 +482,92 @@ def cgan_section(report, datasets) -> pd.DataFrame:
                 tag = f"{short}_{ds_name}_seed{seed}"
                 m = ys.measure(samples, labels, name=f"measured_{tag}",
                                config={"dataset": ds_name, "seed": seed, "gan": config_dict(cfg)})
-                rows.append({"dataset": ds.title, "model": label, "seed": seed, "mode seeking": cfg.mode_seeking,
-                             "conditional accuracy": m.conditional_accuracy, "FID": m.fid, "FID floor": m.fid_floor,
-                             "coverage": m.coverage, "intra-class diversity": intra_class_diversity(ys, samples, labels),
-                             "real diversity": real_div, "train time (min)": result.train_seconds / 60})
-                if seed == report.profile.seed:
+                runs.append(CGANRun(ds.name, ds.title, label, seed, cfg.mode_seeking, m.conditional_accuracy, m.fid,
+                                    m.fid_floor, m.coverage, intra_class_diversity(ys, samples, labels), real_div,
+                                    result.train_seconds / 60))
+                if seed == profile.seed:
                     per_class = 10
                     grid_labels = torch.arange(len(ds.classes)).repeat_interleave(per_class)
                     grid = model.sample(len(grid_labels), generator=torch.Generator().manual_seed(1), labels=grid_labels)
-                    report.save_samples(tag, grid, {"dataset": ds_name, "labels": grid_labels.tolist(),
-                                                    "seed": 1, "gan": config_dict(cfg)})
-                    show_class_grid(grid, ds.classes, per_class, f"{ds.title}: {label}, one row per class")
-    table = pd.DataFrame(rows)
-    summary = cgan_summary(table)
-    for r in summary.to_dict("records"):
-        report.headline(f"{r['model']} conditional accuracy (mean of {r['seeds']} seeds)", r["accuracy mean"],
-                        "fraction", gdata.canonical_name(r["dataset"]))
-    n_train = experiment.train_images(ds, b.cgan_subset, b.train_subset)
-    report.say(f"{b.samples} samples per run, labels cycling through the classes; the real diversity is that of "
-               f"{b.samples} test images. Each model trains {b.cgan_epochs} epoch(s) of {n_train} images with "
-               f"{b.cgan_seeds} seed(s) (the plain cGAN and the run at the unconditional weight: one); mode-seeking weight {b.cgan_mode_seeking:g}, feature-matching weight {FM_WEIGHT:g}:")
-    report.table(table)
-    report.say("Mean and spread (half the range) over the seeds:")
-    report.table(summary)
-    return table
+                    grids.append(ClassGrid(tag, ds.name, ds.title, label, ds.classes, per_class, grid, grid_labels, cfg))
+    n_train = experiment.train_images(gdata.load(datasets[-1]), b.cgan_subset, b.train_subset)
+    return CGANResults(runs, grids, n_train)
 
 
-def _versus(a: pd.Series, b: pd.Series, key: str, what: str, fmt: str) -> str:
-    """'a vs b' of a summary column with its spread, and whether the change exceeds the seed spread."""
-    gap, spread = b[f"{key} mean"] - a[f"{key} mean"], max(a[f"{key} ±"], b[f"{key} ±"])
-    verdict = ("within the seed spread" if abs(gap) <= spread else
-               ("up beyond the seed spread" if gap > 0 else "down beyond the seed spread"))
-    return (f"{what} {a[f'{key} mean']:{fmt}} ± {a[f'{key} ±']:{fmt}} → {b[f'{key} mean']:{fmt}} ± "
-            f"{b[f'{key} ±']:{fmt}} ({verdict})")
+def cgan_table(runs: list[CGANRun]) -> pd.DataFrame:
+    return pd.DataFrame([{"dataset": r.title, "model": r.variant, "seed": r.seed, "mode seeking": r.mode_seeking,
+                          "conditional accuracy": r.accuracy, "FID": r.fid, "FID floor": r.floor,
+                          "coverage": r.coverage, "intra-class diversity": r.diversity,
+                          "real diversity": r.real_diversity, "train time (min)": r.train_minutes} for r in runs])
 
 
-def cgan_comparison(dataset: str, summary: pd.DataFrame, real_diversity: float) -> str:
-    """Prose for one dataset: what mode seeking changed, then what feature matching added on top."""
-    plain, ms, fm, ms_other = (summary.loc[label] for label, *_ in CGAN_VARIANTS)
-    text = [f"**Conditional GANs, {dataset}** (mean ± half-range over {int(plain['seeds'])}, {int(ms['seeds'])} and "
-            f"{int(fm['seeds'])} seeds; real intra-class diversity {real_diversity:.3g})."]
-    for a, b, name in ((plain, ms, "Adding mode seeking"), (ms, fm, "Adding feature matching to that")):
-        text.append(f"{name}: " + "; ".join(_versus(a, b, key, what, fmt) for key, what, fmt in (
-            ("accuracy", "conditional accuracy", ".1%"), ("FID", "FID", ".3g"),
-            ("diversity", "intra-class diversity", ".3g"))) + ".")
-    collapsed = plain["diversity mean"] < real_diversity / 3
-    text.append("Without mode seeking the generator " + (
-        f"**collapses within each class**: its samples of a class are {plain['diversity mean'] / real_diversity:.0%} "
-        "as diverse as real ones, which a high accuracy hides." if collapsed else
-        "keeps a diversity within a factor of three of the real data's."))
-    text.append(f"The mode-seeking weight, {ms_other['mode seeking']:g} (the unconditional GAN's; one seed) against "
-                f"the cGANs' {ms['mode seeking']:g}: "
-                + "; ".join(_versus(ms_other, ms, key, what, fmt) for key, what, fmt in (
-                    ("accuracy", "conditional accuracy", ".1%"), ("FID", "FID", ".3g"),
-                    ("diversity", "intra-class diversity", ".3g"))) + ".")
-    return " ".join(text)
-
-
-def cgan_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset and model: mean and half-range over seeds of accuracy, FID and diversity."""
+def cgan_summary_table(summary: list[CGANSummary]) -> pd.DataFrame:
     rows = []
-    for (ds, model), t in table.groupby(["dataset", "model"], sort=False):
-        row = {"dataset": ds, "model": model, "seeds": len(t), "mode seeking": t["mode seeking"].iloc[0]}
-        for col, short in (("conditional accuracy", "accuracy"), ("FID", "FID"), ("intra-class diversity", "diversity")):
-            row[f"{short} mean"] = t[col].mean()
-            row[f"{short} ±"] = (t[col].max() - t[col].min()) / 2
+    for s in summary:
+        row = {"dataset": s.title, "model": s.variant, "seeds": s.seeds, "mode seeking": s.mode_seeking}
+        for name, spread in (("accuracy", s.accuracy), ("FID", s.fid), ("diversity", s.diversity)):
+            row[f"{name} mean"], row[f"{name} ±"] = spread.mean, spread.half_range
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-# --- 3. progressive growing GAN on CIFAR-10 ---------------------------------------------------
+def show_cgan(report, results: CGANResults) -> None:
+    b = report.profile.gans
+    for g in results.grids:
+        report.save_samples(g.tag, g.images, {"dataset": g.dataset, "labels": g.labels.tolist(),
+                                              "seed": 1, "gan": config_dict(g.config)})
+        plots.show(plots.show_class_grid(g.images, g.classes, g.per_class, f"{g.title}: {g.variant}, one row per class"))
+    summary = results.summary()
+    for s in summary:
+        report.headline(f"{s.variant} conditional accuracy (mean of {s.seeds} seeds)", s.accuracy.mean,
+                        "fraction", s.dataset)
+    report.say(f"{b.samples} samples per run, labels cycling through the classes; the real diversity is that of "
+               f"{b.samples} test images. Each model trains {b.cgan_epochs} epoch(s) of {results.images} images with "
+               f"{b.cgan_seeds} seed(s) (the plain cGAN and the run at the unconditional weight: one); mode-seeking "
+               f"weight {b.cgan_mode_seeking:g}, feature-matching weight {FM_WEIGHT:g}:")
+    report.table(cgan_table(results.runs))
+    report.say("Mean and spread (half the range) over the seeds:")
+    report.table(cgan_summary_table(summary))
+
+
+def _versus(a: Spread, b: Spread, what: str, fmt: str) -> str:
+    """'a vs b' with their spreads, and whether the change exceeds the seed spread."""
+    gap, spread = b.mean - a.mean, max(a.half_range, b.half_range)
+    verdict = ("within the seed spread" if abs(gap) <= spread else
+               ("up beyond the seed spread" if gap > 0 else "down beyond the seed spread"))
+    return f"{what} {a.mean:{fmt}} ± {a.half_range:{fmt}} → {b.mean:{fmt}} ± {b.half_range:{fmt}} ({verdict})"
+
+
+def _changes(a: CGANSummary, b: CGANSummary) -> str:
+    return "; ".join((_versus(a.accuracy, b.accuracy, "conditional accuracy", ".1%"), _versus(a.fid, b.fid, "FID", ".3g"),
+                      _versus(a.diversity, b.diversity, "intra-class diversity", ".3g")))
+
+
+def cgan_comparison(variants: list[CGANSummary]) -> str:
+    """Prose for one dataset (its summaries in CGAN_VARIANTS' order): what mode seeking changed, then what
+    feature matching added on top, and the mode-seeking weight."""
+    plain, ms, fm, ms_other = variants
+    text = [f"**Conditional GANs, {plain.title}** (mean ± half-range over {plain.seeds}, {ms.seeds} and "
+            f"{fm.seeds} seeds; real intra-class diversity {plain.real_diversity:.3g})."]
+    for a, b, name in ((plain, ms, "Adding mode seeking"), (ms, fm, "Adding feature matching to that")):
+        text.append(f"{name}: {_changes(a, b)}.")
+    collapsed = plain.diversity.mean < plain.real_diversity / 3
+    text.append("Without mode seeking the generator " + (
+        f"**collapses within each class**: its samples of a class are {plain.diversity.mean / plain.real_diversity:.0%} "
+        "as diverse as real ones, which a high accuracy hides." if collapsed else
+        "keeps a diversity within a factor of three of the real data's."))
+    text.append(f"The mode-seeking weight, {ms_other.mode_seeking:g} (the unconditional GAN's; one seed) against "
+                f"the cGANs' {ms.mode_seeking:g}: {_changes(ms_other, ms)}.")
+    return " ".join(text)
+
+
+def cgan_text(results: CGANResults) -> str:
+    summary = results.summary()
+    return "\n\n".join(cgan_comparison([s for s in summary if s.dataset == ds])
+                       for ds in dict.fromkeys(s.dataset for s in summary))
+
+
+# --- 4. progressive growing GAN on CIFAR-10 ---------------------------------------------------
 
 def progan_config(profile: Profile) -> ProGANConfig:
     """ProGAN on CIFAR-10 with the conv GAN's recipe, self-conditioned on the budget's clusters."""
@@ -462,13 +638,49 @@ def lowres_floor(ys, n: int, resolution: int) -> float:
     return json_memo(ys.fit_result.run_dir / f"fid_floor_{n}_at_{resolution}px.json", compute, code=lowres_floor)
 
 
-def progan_section(report) -> pd.DataFrame:
-    b = report.profile.gans
-    ys = yardstick("cifar10", report.profile.name)
-    n, seed = b.samples, report.profile.seed
+@dataclass(frozen=True)
+class ProGANStageResult:
+    stage: int                  # 1 to 4
+    resolution: int
+    steps: int
+    distinct_images: int
+    fid: float                  # of samples upsampled to 32 px
+    floor: float                # real test images reduced to this resolution (and upsampled)
+    floor_32: float             # real test images at 32 px
+    coverage: float
+    fid_change_last: float      # relative change of FID over the stage's last history point (nan: no history)
+    final_d_loss: float
+    score_gap: float            # D(x) - D(G(z)) at the end of the stage
+    train_minutes: float
 
-    stages = train_progan(report.profile, monitor=progan_monitor(ys, n, seed))
-    rows, histories, t0 = [], [], 0
+    @property
+    def ratio(self) -> float:
+        """FID against the real floor at the stage's own resolution."""
+        return self.fid / self.floor
+
+
+@dataclass
+class ProGANResults:
+    stages: list[ProGANStageResult]
+    history: pd.DataFrame            # every stage's history: step, stage, floor, FID, losses, D scores
+    samples: list[torch.Tensor]      # 16 samples per stage, upsampled to 32 px
+    config: ProGANConfig
+
+    @property
+    def falling(self) -> bool:
+        """FID falls from every stage to the next."""
+        return all(b.fid < a.fid for a, b in zip(self.stages, self.stages[1:]))
+
+
+def progan_experiment(profile: str | Profile) -> ProGANResults:
+    """ProGAN grown over its stages on CIFAR-10, each stage measured at 32 px against the real floor at the
+    stage's own resolution."""
+    profile = get_profile(profile)
+    b = profile.gans
+    ys = yardstick("cifar10", profile.name)
+    n, seed = b.samples, profile.seed
+    stages = train_progan(profile, monitor=progan_monitor(ys, n, seed))
+    results, histories, shown, t0 = [], [], [], 0
     for cfg, result, n_images in stages:
         model = result.model
         res = model.resolution
@@ -483,115 +695,60 @@ def progan_section(report) -> pd.DataFrame:
         h["floor"] = floor_res
         histories.append(h)
         t0 = int(h["step"].iloc[-1])
-        rows.append({"stage": cfg.stage + 1, "resolution": f"{res}×{res}", "steps": cfg.steps,
-                     "distinct images": n_images, "FID (upsampled to 32)": m.fid,
-                     "real floor at this resolution": floor_res, "real floor at 32×32": m.fid_floor,
-                     "coverage": m.coverage,
-                     # Relative change of FID over the stage's last history point: still falling = steps still pay.
-                     "FID change at last point": (h["FID"].iloc[-1] / h["FID"].iloc[-2] - 1
-                                                       if "FID" in h and len(h) > 1 else float("nan")),
-                     "final D loss": h["train_loss_d"].iloc[-1],
-                     "D(x) − D(G(z))": h["train_D(x)"].iloc[-1] - h["train_D(G(z))"].iloc[-1],
-                     "train time (min)": result.train_seconds / 60})
-        report.grid(f"progan_stage{cfg.stage + 1}", samples[:16],
-                    f"ProGAN after stage {cfg.stage + 1} ({res}×{res}, shown upsampled)", nrow=16,
-                    config={"stage": cfg.stage, "resolution": res, "progan": config_dict(cfg.base)})
-    h = pd.concat(histories)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 2.8))
-    if "FID" in h:           # histories trained before FID was logged have none
-        axes[0].plot(h["step"], h["FID"], marker="o", label="samples")
-    start = 0
-    for _, st in h.groupby("stage"):
-        axes[0].plot([start, st["step"].max()], [st["floor"].iloc[0]] * 2, color="grey", ls="--", lw=1)
-        start = st["step"].max()
-    axes[0].set_ylim(bottom=0)
-    axes[0].set_title("FID by step (dashed: real floor at the stage's resolution)", fontsize=9)
-    axes[1].plot(h["step"], h["train_loss_d"], marker="o", label="D loss")
-    axes[1].plot(h["step"], h["train_loss_g"], marker="o", label="G loss")
-    axes[1].set_title("hinge losses", fontsize=9)
-    axes[2].plot(h["step"], h["train_D(x)"], marker="o", label="D(x)")
-    axes[2].plot(h["step"], h["train_D(G(z))"], marker="o", label="D(G(z))")
-    axes[2].set_title("discriminator scores (hinge margin ±1)", fontsize=9)
-    for ax in axes:
-        for s_end in h.groupby("stage")["step"].max().tolist()[:-1]:
-            ax.axvline(s_end, color="grey", ls=":", lw=1)
-        ax.set_xlabel("optimiser step")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    plt.show()
-    plt.close(fig)
-    table = pd.DataFrame(rows)
-    report.table(table)
-    report.headline("ProGAN FID at the last stage", table["FID (upsampled to 32)"].iloc[-1], "FID", "cifar10")
-    return table
+        last = h.iloc[-1]
+        results.append(ProGANStageResult(
+            cfg.stage + 1, res, cfg.steps, n_images, m.fid, floor_res, m.fid_floor, m.coverage,
+            # Still falling at the last history point: more steps would pay at this resolution.
+            h["FID"].iloc[-1] / h["FID"].iloc[-2] - 1 if "FID" in h and len(h) > 1 else float("nan"),
+            float(last["train_loss_d"]), float(last["train_D(x)"] - last["train_D(G(z))"]), result.train_seconds / 60))
+        shown.append(samples[:16])
+    return ProGANResults(results, pd.concat(histories), shown, stages[-1][0].base)
 
 
-# --- discussion ---------------------------------------------------------------------------
-
-def discussion(vanilla: pd.DataFrame, conv: tuple[pd.DataFrame, pd.DataFrame], cgan: pd.DataFrame,
-               progan: pd.DataFrame, profile: str) -> str:
-    out = []
-    for _, r in vanilla.iterrows():
-        out.append(
-            f"**Vanilla GAN, {r['dataset']}.** After {r['epochs']} epochs the losses are D {r['final D loss']:.3f}, "
-            f"G {r['final G loss']:.3f} with D(x) = {r['D(x)']:.2f} and D(G(z)) = {r['D(G(z))']:.2f}: "
-            + ("the discriminator has **not** won (the seed's run ended at D loss 0.0000)"
-               if r["final D loss"] > 0.1 else "the discriminator is winning")
-            + f". FID {r['FID']:.3g} against a real floor of {r['FID floor']:.3g}; class coverage {r['coverage']:.0%} "
-            f"(lowest over training {r['min coverage']:.0%}"
-            + (", **mode collapse was flagged**)." if r["collapse flagged"] else ", no collapse flagged)."))
-    results, ablation = conv
-    for _, full in results.iterrows():
-        ds = full["dataset"]
-        van = vanilla.loc[vanilla["dataset"] == ds]
-        text = (f"**Conv GAN, {ds}.** The recipe reaches FID {full['FID']:.3g} against a real floor of "
-                f"{full['FID floor']:.3g} ({full['× floor']:.1f}× the floor), class coverage {full['coverage']:.0%}, "
-                f"in {full['train time (min)']:.1f} min")
-        if len(van):
-            text += (f"; the seed's MLP GAN ends at FID {van['FID'].iloc[0]:.3g} after "
-                     f"{van['train time (min)'].iloc[0]:.1f} min")
-        out.append(text + ".")
-    base = ablation.iloc[0]
-    parts = []
-    for _, r in ablation.iloc[1:].iterrows():
-        d = r["FID"] - base["FID"]
-        pays = (d < 0) if r["adds"] else (d > 0)
-        parts.append(f"{r['variant']}: FID {r['FID']:.3g} ({d:+.3g}: "
-                     + ("the technique pays" if pays else "the technique does not pay here") + ")")
-    out.append(f"**What each technique buys ({base['dataset']}, short budget).** The recipe: FID {base['FID']:.3g}. "
-               + "; ".join(parts) + ". One seed per variant: differences of a few FID points are within noise.")
-    summary = cgan_summary(cgan)
-    for ds, t in summary.groupby("dataset", sort=False):
-        out.append(cgan_comparison(ds, t.set_index("model"), cgan.loc[cgan["dataset"] == ds, "real diversity"].iloc[0]))
-    fids = progan["FID (upsampled to 32)"].tolist()
-    floors = progan["real floor at this resolution"].tolist()
-    falling = all(b < a for a, b in zip(fids, fids[1:]))
-    out.append(f"**ProGAN.** FID by stage: {', '.join(f'{v:.3g}' for v in fids)} — "
-               + ("it falls at every stage." if falling else "it does **not** fall at every stage.")
-               + " Against real images reduced to the same resolution, the samples score "
-               + ", ".join(f"{f / fl:.1f}×" for f, fl in zip(fids, floors))
-               + f" that floor ({', '.join(progan['resolution'])}), after "
-               + ", ".join(str(v) for v in progan["steps"]) + " optimiser steps per stage."
-               + progan_steps_text(progan)
-               + f" The last stage ends with hinge D loss {progan['final D loss'].iloc[-1]:.3f} (2 = D cannot tell "
-               f"real from fake, 0 = it separates them by the full margin) and a score gap D(x) − D(G(z)) of "
-               f"{progan['D(x) − D(G(z))'].iloc[-1]:.3f}: "
-               + ("the discriminator has not won the way the seed's BCE discriminator did (loss 0.0000)."
-                  if progan['final D loss'].iloc[-1] > 0.1 else "the discriminator is winning.")
-               + f" Resolutions reached: {', '.join(progan['resolution'])}.")
-    if profile == "smoke":
-        out.append("*This is the `smoke` profile: tiny models trained for seconds; the numbers only show that the "
-                   "pipeline runs.*")
-    return "\n\n".join(out)
+def progan_table(results: ProGANResults) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "stage": s.stage, "resolution": f"{s.resolution}×{s.resolution}", "steps": s.steps,
+        "distinct images": s.distinct_images, "FID (upsampled to 32)": s.fid,
+        "real floor at this resolution": s.floor, "real floor at 32×32": s.floor_32, "coverage": s.coverage,
+        "FID change at last point": s.fid_change_last, "final D loss": s.final_d_loss,
+        "D(x) − D(G(z))": s.score_gap, "train time (min)": s.train_minutes} for s in results.stages])
 
 
-def progan_steps_text(progan: pd.DataFrame) -> str:
+def show_progan(report, results: ProGANResults) -> None:
+    for s, samples in zip(results.stages, results.samples):
+        report.grid(f"progan_stage{s.stage}", samples,
+                    f"ProGAN after stage {s.stage} ({s.resolution}×{s.resolution}, shown upsampled)", nrow=16,
+                    config={"stage": s.stage - 1, "resolution": s.resolution, "progan": config_dict(results.config)})
+    plots.show(plots.plot_progan_history(results.history))
+    report.table(progan_table(results))
+    report.headline("ProGAN FID at the last stage", results.stages[-1].fid, "FID", "cifar10")
+
+
+def progan_text(results: ProGANResults) -> str:
+    stages = results.stages
+    resolutions = ", ".join(f"{s.resolution}×{s.resolution}" for s in stages)
+    last = stages[-1]
+    return (f"**ProGAN.** FID by stage: {', '.join(f'{s.fid:.3g}' for s in stages)} — "
+            + ("it falls at every stage." if results.falling else "it does **not** fall at every stage.")
+            + " Against real images reduced to the same resolution, the samples score "
+            + ", ".join(f"{s.ratio:.1f}×" for s in stages)
+            + f" that floor ({resolutions}), after "
+            + ", ".join(str(s.steps) for s in stages) + " optimiser steps per stage."
+            + progan_steps_text(stages)
+            + f" The last stage ends with hinge D loss {last.final_d_loss:.3f} (2 = D cannot tell "
+            f"real from fake, 0 = it separates them by the full margin) and a score gap D(x) − D(G(z)) of "
+            f"{last.score_gap:.3f}: "
+            + ("the discriminator has not won the way the seed's BCE discriminator did (loss 0.0000)."
+               if last.final_d_loss > 0.1 else "the discriminator is winning.")
+            + f" Resolutions reached: {resolutions}.")
+
+
+def progan_steps_text(stages: list[ProGANStageResult]) -> str:
     """Where the steps paid: FID's change over the last history point of each stage."""
-    change = progan["FID change at last point"]
-    if change.isna().any():
+    change = [s.fid_change_last for s in stages]
+    if any(math.isnan(c) for c in change):
         return ""
-    still = [r for r, c in zip(progan["resolution"], change) if c < -0.02]
+    still = [f"{s.resolution}×{s.resolution}" for s in stages if s.fid_change_last < -0.02]
     return (" Over the last history point of each stage FID changed by "
             + ", ".join(f"{c:+.0%}" for c in change) + ": "
             + (f"still falling at {', '.join(still)}, where more steps would pay." if still else

@@ -66,3 +66,88 @@ def plot_histogram(shares: Sequence[float], classes: Sequence[str], title: str =
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def show(fig) -> None:
+    """Display a finished figure in the notebook and free it."""
+    plt.show()
+    plt.close(fig)
+
+
+def plot_gan_history(history: pd.DataFrame, title: str, samples: int, collapse_coverage: float):
+    """A GAN's per-epoch history: losses, discriminator outputs, FID against the real floor, class
+    coverage against the mode-collapse flag."""
+    h = history
+    fig, axes = plt.subplots(1, 4, figsize=(14, 2.8))
+    axes[0].plot(h["epoch"], h["train_loss_d"], marker="o", label="D")
+    axes[0].plot(h["epoch"], h["train_loss_g"], marker="o", label="G")
+    axes[0].set_title("losses (epoch means)", fontsize=9)
+    axes[1].plot(h["epoch"], h["train_D(x)"], marker="o", label="D(x)")
+    axes[1].plot(h["epoch"], h["train_D(G(z))"], marker="o", label="D(G(z))")
+    axes[1].set_title("discriminator outputs", fontsize=9)
+    axes[2].plot(h["epoch"], h["FID"], marker="o", label="samples")
+    axes[2].plot(h["epoch"], h["FID floor"], ls=":", color="k", label="real floor")
+    axes[2].set_yscale("log")
+    axes[2].set_title(f"FID ({samples} samples)", fontsize=9)
+    axes[3].plot(h["epoch"], h["coverage"], marker="o", label="coverage")
+    axes[3].axhline(collapse_coverage, color="r", ls="--", lw=1, label="collapse flag")
+    axes[3].set_ylim(0, 1.05)
+    axes[3].set_title("class coverage", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_histograms(panels: Sequence[tuple[Sequence[float], Sequence[str], str]]):
+    """`plot_histogram` side by side: one (shares, classes, title) per panel."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 2.6), squeeze=False)
+    for ax, (shares, classes, title) in zip(axes[0], panels):
+        plot_histogram(shares, classes, title, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def show_class_grid(images: torch.Tensor, classes: Sequence[str], per_class: int, title: str):
+    """One row per class, labelled with the class name."""
+    fig, ax = plt.subplots(figsize=(per_class * 0.45 + 1.2, len(classes) * 0.45 + 0.4))
+    ax.imshow(grid_array(images, nrow=per_class), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    size = images.shape[-1] + 2
+    ax.set_yticks([size * i + size / 2 for i in range(len(classes))], list(classes), fontsize=7)
+    ax.set_xticks([])
+    ax.set_title(title, fontsize=9)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_progan_history(h: pd.DataFrame):
+    """ProGAN's history over all stages (columns step, stage, floor, FID, losses, D scores): FID against
+    each stage's real floor, the hinge losses and the discriminator's scores, stages marked."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 2.8))
+    if "FID" in h:           # histories trained before FID was logged have none
+        axes[0].plot(h["step"], h["FID"], marker="o", label="samples")
+    start = 0
+    for _, st in h.groupby("stage"):
+        axes[0].plot([start, st["step"].max()], [st["floor"].iloc[0]] * 2, color="grey", ls="--", lw=1)
+        start = st["step"].max()
+    axes[0].set_ylim(bottom=0)
+    axes[0].set_title("FID by step (dashed: real floor at the stage's resolution)", fontsize=9)
+    axes[1].plot(h["step"], h["train_loss_d"], marker="o", label="D loss")
+    axes[1].plot(h["step"], h["train_loss_g"], marker="o", label="G loss")
+    axes[1].set_title("hinge losses", fontsize=9)
+    axes[2].plot(h["step"], h["train_D(x)"], marker="o", label="D(x)")
+    axes[2].plot(h["step"], h["train_D(G(z))"], marker="o", label="D(G(z))")
+    axes[2].set_title("discriminator scores (hinge margin ±1)", fontsize=9)
+    for ax in axes:
+        for s_end in h.groupby("stage")["step"].max().tolist()[:-1]:
+            ax.axvline(s_end, color="grey", ls=":", lw=1)
+        ax.set_xlabel("optimiser step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,83 @@
+"""The GANs report's prose reads the experiments' results, not table labels: checked on small
+synthetic results, where each verdict can go either way."""
+import math
+
+import pandas as pd
+import torch
+
+from genlab import gan_study as gs
+from genlab.gans import ConvGANConfig, GANConfig
+
+
+def stage(i, fid, change=float("nan"), d_loss=1.5):
+    res = 4 * 2 ** (i - 1)
+    return gs.ProGANStageResult(i, res, 100 * i, 6400, fid, 10.0 * i, 2.7, 0.9, change, d_loss, 0.3, 1.0)
+
+
+def progan(*stages):
+    return gs.ProGANResults(list(stages), pd.DataFrame(), [], None)
+
+
+def test_progan_text_says_whether_fid_falls_at_every_stage_and_where_steps_still_pay():
+    falling = progan(stage(1, 400, -0.01), stage(2, 300, -0.10), stage(3, 200, 0.0), stage(4, 100, -0.05))
+    text = gs.progan_text(falling)
+    assert falling.falling and "it falls at every stage" in text
+    assert "still falling at 8×8, 32×32" in text and "40.0×" in text    # 400 against a floor of 10
+    rising = progan(stage(1, 400), stage(2, 450), stage(3, 200), stage(4, 100, d_loss=0.01))
+    text = gs.progan_text(rising)
+    assert not rising.falling and "does **not** fall" in text
+    assert "Over the last history point" not in text                   # no history: nothing claimed
+    assert "the discriminator is winning" in text
+
+
+def summary(variant, acc, div, seeds=2, spread=0.01, ms=0.15):
+    return gs.CGANSummary("mnist", "MNIST", variant, seeds, ms, gs.Spread(acc, spread), gs.Spread(50.0, 2.0),
+                          gs.Spread(div, 0.5), real_diversity=16.0)
+
+
+def test_cgan_comparison_weighs_changes_against_the_seed_spread_and_flags_collapse():
+    text = gs.cgan_comparison([summary("plain", 0.90, 2.5, seeds=1), summary("ms", 0.95, 15.0),
+                               summary("fm", 0.955, 15.2), summary("other", 0.80, 17.0, seeds=1, ms=0.3)])
+    assert "Adding mode seeking: conditional accuracy 90.0% ± 1.0% → 95.0% ± 1.0% (up beyond the seed spread)" in text
+    assert "Adding feature matching to that: conditional accuracy 95.0% ± 1.0% → 95.5% ± 1.0% (within the seed spread)" in text
+    assert "**collapses within each class**" in text and "16%" in text   # 2.5 against 16
+    assert "0.3 (the unconditional GAN's; one seed) against the cGANs' 0.15" in text
+    healthy = gs.cgan_comparison([summary("plain", 0.9, 10.0), summary("ms", 0.9, 15.0), summary("fm", 0.9, 15.0),
+                                  summary("other", 0.9, 15.0)])
+    assert "keeps a diversity within a factor of three" in healthy
+
+
+def test_spread_is_mean_and_half_the_range():
+    s = gs.Spread.of([0.9, 0.94, 0.92])
+    assert math.isclose(s.mean, 0.92) and math.isclose(s.half_range, 0.02)
+
+
+def test_vanilla_text_flags_collapse_from_the_coverage_history():
+    history = pd.DataFrame({"epoch": [1, 2, 3], "train_loss_d": [1.2, 1.1, 0.0], "train_loss_g": [0.8, 0.9, 7.0],
+                            "train_D(x)": [0.6, 0.6, 1.0], "train_D(G(z))": [0.4, 0.4, 0.0],
+                            "FID": [90.0, 80.0, 70.0], "FID floor": [7.0] * 3, "coverage": [1.0, 0.5, 0.9]})
+    run = gs.VanillaRun("mnist", "MNIST", tuple("0123456789"), GANConfig(), history, [0.1] * 10, {},
+                        None, 2.0)
+    assert run.collapsed_epochs == [2]
+    text = gs.vanilla_text([run])
+    assert "**mode collapse was flagged**" in text and "lowest over training 50%" in text
+    assert "the discriminator is winning" in text
+    run.history.loc[1, "coverage"] = 0.95
+    run.history.loc[2, "train_loss_d"] = 1.0
+    text = gs.vanilla_text([run])
+    assert "no collapse flagged" in text and "has **not** won" in text
+
+
+def test_conv_text_says_whether_each_technique_pays_by_what_it_changes():
+    def m(variant, fid):
+        return gs.Measured("MNIST", variant, fid, 7.0, 1.0, 0.8, 1.0)
+    results = gs.ConvResults(
+        [gs.ConvRecipeRun("mnist", ConvGANConfig(), m("recipe", 14.0), torch.zeros(1, 1, 28, 28, dtype=torch.uint8))],
+        [(gs.CONV_ABLATION[0], m("recipe", 30.0)),
+         (gs.Technique("− spectral norm", lambda b: {}), m("− spectral norm", 40.0)),   # removing it hurts: it pays
+         (gs.Technique("+ TTUR", lambda b: {}, adds=True), m("+ TTUR", 35.0))],           # adding it hurts
+        ablation_images=1000)
+    text = gs.conv_text(results, [])
+    assert "(2.0× the floor)" in text
+    assert "− spectral norm: FID 40 (+10: the technique pays)" in text
+    assert "+ TTUR: FID 35 (+5: the technique does not pay here)" in text
