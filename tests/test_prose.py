@@ -1,60 +1,88 @@
 """The reports' prose is written from measured tables: checked here on small synthetic results, so a
 verdict that contradicts its numbers fails a test instead of reaching a report."""
+import math
+
 import pandas as pd
-import pytest
+import torch
 
 from genlab import gan_study as gs
+from genlab.gans import ConvGANConfig, GANConfig
 
 
-def _cgan_table(accuracies: dict[str, list[float]], diversity: dict[str, float]) -> pd.DataFrame:
-    rows = []
-    for (label, _tag, change, _seeds) in gs.CGAN_VARIANTS:
-        ms = 0.3 if callable(change) else change.get("mode_seeking", 0.15)
-        for acc in accuracies[label]:
-            rows.append({"dataset": "MNIST", "model": label, "mode seeking": ms, "conditional accuracy": acc,
-                         "FID": 20.0, "intra-class diversity": diversity[label], "real diversity": 16.0})
-    return pd.DataFrame(rows)
+def stage(i, fid, change=float("nan"), d_loss=1.5):
+    res = 4 * 2 ** (i - 1)
+    return gs.ProGANStageResult(i, res, 100 * i, 6400, fid, 10.0 * i, 2.7, 0.9, change, d_loss, 0.3, 1.0)
 
 
-def test_cgan_prose_says_beyond_the_spread_only_when_the_gap_exceeds_it():
-    labels = [v[0] for v in gs.CGAN_VARIANTS]
-    table = _cgan_table({labels[0]: [0.90], labels[1]: [0.96, 0.98], labels[2]: [0.80, 0.84], labels[3]: [0.97]},
-                        {labels[0]: 2.0, labels[1]: 15.0, labels[2]: 15.0, labels[3]: 18.0})
-    summary = gs.cgan_summary(table).set_index("model")
-    assert summary.loc[labels[1], "accuracy mean"] == pytest.approx(0.97)
-    assert summary.loc[labels[1], "accuracy ±"] == pytest.approx(0.01)
-    text = gs.cgan_comparison("MNIST", summary, real_diversity=16.0)
-    assert "conditional accuracy 90.0% ± 0.0% → 97.0% ± 1.0% (up beyond the seed spread)" in text
-    assert "conditional accuracy 97.0% ± 1.0% → 82.0% ± 2.0% (down beyond the seed spread)" in text
-    assert "FID 20 ± 0 → 20 ± 0 (within the seed spread)" in text
-    assert "**collapses within each class**" in text      # diversity 2 against a real 16
+def progan(*stages):
+    return gs.ProGANResults(list(stages), pd.DataFrame(), [], None)
 
 
-def test_gan_discussion_reads_the_stage_order_and_the_ablation_signs():
-    vanilla = pd.DataFrame([{"dataset": "MNIST", "epochs": 8, "final D loss": 1.2, "final G loss": 1.1, "D(x)": 0.5,
-                             "D(G(z))": 0.4, "FID": 170.0, "FID floor": 8.0, "coverage": 1.0, "min coverage": 0.3,
-                             "collapse flagged": False, "train time (min)": 3.0}])
-    results = pd.DataFrame([{"dataset": "MNIST", "FID": 16.0, "FID floor": 8.0, "× floor": 2.0, "coverage": 1.0,
-                             "train time (min)": 5.0}])
-    ablation = pd.DataFrame([{"dataset": "MNIST", "variant": "recipe", "FID": 40.0, "adds": False},
-                             {"dataset": "MNIST", "variant": "− spectral norm", "FID": 90.0, "adds": False},
-                             {"dataset": "MNIST", "variant": "+ TTUR", "FID": 45.0, "adds": True}])
-    labels = [v[0] for v in gs.CGAN_VARIANTS]
-    cgan = _cgan_table({label: [0.95] for label in labels}, {label: 15.0 for label in labels})
+def test_progan_text_says_whether_fid_falls_at_every_stage_and_where_steps_still_pay():
+    falling = progan(stage(1, 400, -0.01), stage(2, 300, -0.10), stage(3, 200, 0.0), stage(4, 100, -0.05))
+    text = gs.progan_text(falling)
+    assert falling.falling and "it falls at every stage" in text
+    assert "still falling at 8×8, 32×32" in text and "40.0×" in text    # 400 against a floor of 10
+    levelled = progan(stage(1, 480, 0.01), stage(2, 500, -0.015))
+    assert "changed by +1%, -2%: every stage had levelled off" in gs.progan_text(levelled)
+    rising = progan(stage(1, 400), stage(2, 450), stage(3, 200), stage(4, 100, d_loss=0.01))
+    text = gs.progan_text(rising)
+    assert not rising.falling and "does **not** fall" in text
+    assert "Over the last history point" not in text                   # no history: nothing claimed
+    assert "the discriminator is winning" in text
 
-    def progan(fids, change=(-0.01, -0.05)):
-        return pd.DataFrame({"FID (upsampled to 32)": fids, "real floor at this resolution": [400.0, 300.0],
-                             "resolution": ["4×4", "8×8"], "steps": [1000, 1000], "final D loss": [1.5, 1.6],
-                             "D(x) − D(G(z))": [0.3, 0.2], "FID change at last point": list(change)})
 
-    text = gs.discussion(vanilla, (results, ablation), cgan, progan([480.0, 470.0]), "cpu")
-    assert "− spectral norm: FID 90 (+50: the technique pays)" in text     # removing it made FID worse
-    assert "+ TTUR: FID 45 (+5: the technique does not pay here)" in text  # adding it made FID worse
-    assert sum(t.adds for t in gs.CONV_ABLATION) == 1                   # the verdict's sign reads a field
-    assert "it falls at every stage." in text and "the discriminator has **not** won" in text
-    assert "changed by -1%, -5%: still falling at 8×8, where more steps would pay." in text
-    text = gs.discussion(vanilla, (results, ablation), cgan, progan([480.0, 500.0], (0.01, -0.015)), "cpu")
-    assert "it does **not** fall at every stage." in text and "every stage had levelled off" in text
+def summary(variant, acc, div, seeds=2, spread=0.01, ms=0.15):
+    return gs.CGANSummary("mnist", "MNIST", variant, seeds, ms, gs.Spread(acc, spread), gs.Spread(50.0, 2.0),
+                          gs.Spread(div, 0.5), real_diversity=16.0)
+
+
+def test_cgan_comparison_weighs_changes_against_the_seed_spread_and_flags_collapse():
+    text = gs.cgan_comparison([summary("plain", 0.90, 2.5, seeds=1), summary("ms", 0.95, 15.0),
+                               summary("fm", 0.955, 15.2), summary("other", 0.80, 17.0, seeds=1, ms=0.3)])
+    assert "Adding mode seeking: conditional accuracy 90.0% ± 1.0% → 95.0% ± 1.0% (up beyond the seed spread)" in text
+    assert "Adding feature matching to that: conditional accuracy 95.0% ± 1.0% → 95.5% ± 1.0% (within the seed spread)" in text
+    assert "**collapses within each class**" in text and "16%" in text   # 2.5 against 16
+    assert "0.3 (the unconditional GAN's; one seed) against the cGANs' 0.15" in text
+    healthy = gs.cgan_comparison([summary("plain", 0.9, 10.0), summary("ms", 0.9, 15.0), summary("fm", 0.9, 15.0),
+                                  summary("other", 0.9, 15.0)])
+    assert "keeps a diversity within a factor of three" in healthy
+
+
+def test_spread_is_mean_and_half_the_range():
+    s = gs.Spread.of([0.9, 0.94, 0.92])
+    assert math.isclose(s.mean, 0.92) and math.isclose(s.half_range, 0.02)
+
+
+def test_vanilla_text_flags_collapse_from_the_coverage_history():
+    history = pd.DataFrame({"epoch": [1, 2, 3], "train_loss_d": [1.2, 1.1, 0.0], "train_loss_g": [0.8, 0.9, 7.0],
+                            "train_D(x)": [0.6, 0.6, 1.0], "train_D(G(z))": [0.4, 0.4, 0.0],
+                            "FID": [90.0, 80.0, 70.0], "FID floor": [7.0] * 3, "coverage": [1.0, 0.5, 0.9]})
+    run = gs.VanillaRun("mnist", "MNIST", tuple("0123456789"), GANConfig(), history, [0.1] * 10, {},
+                        None, 2.0)
+    assert run.collapsed_epochs == [2]
+    text = gs.vanilla_text([run])
+    assert "**mode collapse was flagged**" in text and "lowest over training 50%" in text
+    assert "the discriminator is winning" in text
+    run.history.loc[1, "coverage"] = 0.95
+    run.history.loc[2, "train_loss_d"] = 1.0
+    text = gs.vanilla_text([run])
+    assert "no collapse flagged" in text and "has **not** won" in text
+
+
+def test_conv_text_says_whether_each_technique_pays_by_what_it_changes():
+    def m(variant, fid):
+        return gs.Measured("MNIST", variant, fid, 7.0, 1.0, 0.8, 1.0)
+    results = gs.ConvResults(
+        [gs.ConvRecipeRun("mnist", ConvGANConfig(), m("recipe", 14.0), torch.zeros(1, 1, 28, 28, dtype=torch.uint8))],
+        [(gs.CONV_ABLATION[0], m("recipe", 30.0)),
+         (gs.Technique("− spectral norm", lambda b: {}), m("− spectral norm", 40.0)),   # removing it hurts: it pays
+         (gs.Technique("+ TTUR", lambda b: {}, adds=True), m("+ TTUR", 35.0))],           # adding it hurts
+        ablation_images=1000)
+    text = gs.conv_text(results, [])
+    assert "(2.0× the floor)" in text
+    assert "− spectral norm: FID 40 (+10: the technique pays)" in text
+    assert "+ TTUR: FID 35 (+5: the technique does not pay here)" in text
 
 
 def _sweep(bits: dict[str, float], **fields):

@@ -6,7 +6,7 @@ Each section is an experiment that returns a plain dataclass (`vanilla_experimen
 `progan_experiment` -> `ProGANResults`), a `show_*` that draws its figures (genlab.plots) and
 tables and records its headline numbers, and a `*_text` that narrates it from the dataclass's
 fields - never from a table's display labels, so the prose is tested on synthetic results
-(tests/test_gan_study.py)."""
+(tests/test_prose.py)."""
 from __future__ import annotations
 
 import math
