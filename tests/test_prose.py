@@ -122,3 +122,19 @@ def test_flow_sweep_prose_gives_each_variants_sample_fid_beside_its_bits_per_dim
     assert "Baseline 1.300 bits/dim (sample FID 300 at T = 1, against a real floor of 8 for as many images; " \
            "another seed: 310)" in text
     assert "1.290 (-0.010, within the seed-to-seed spread of 0.010, sample FID 520)" in text
+
+
+def test_flow_temperature_prose_reads_the_best_row_and_checks_the_seeds_claim_on_both_measures():
+    from genlab.flow_study import TemperatureRow, TemperatureStudy, temperature_text
+
+    def study(fid07, share07):
+        rows = [TemperatureRow(0.7, fid07, 8.0, 0.9, share07, 1.0, 100.0),
+                TemperatureRow(0.9, 60.0, 8.0, 0.9, 0.7, 1.0, 100.0),
+                TemperatureRow(1.0, 90.0, 8.0, 0.8, 0.5, 0.9, 100.0)]
+        return TemperatureStudy("mnist", 2000, rows, {})
+
+    text = temperature_text(study(70.0, 0.8))
+    assert study(70.0, 0.8).best.t == 0.9 and "The lowest FID is at T = 0.9: 60 against a real floor of 8 (7.5×" in text
+    assert "FID 70 vs 90, confident share 80% vs 50%" in text and "**supported** by both measures" in text
+    assert "**not supported by both measures**" in temperature_text(study(70.0, 0.4))   # FID better, share worse
+    assert "T = 0.7 against" not in temperature_text(TemperatureStudy("mnist", 10, study(1, 1).rows[1:], {}))

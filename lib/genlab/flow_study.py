@@ -12,7 +12,7 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from genlab import data as gdata, experiment
+from genlab import data as gdata, experiment, plots
 from genlab.cache import json_memo, tensor_memo
 from genlab.config import FlowBudget, Profile, config_dict, get_profile, replace
 from genlab.dequantization import DequantizerConfig, VariationallyDequantizedRealNVP
@@ -152,7 +152,49 @@ def drawn_samples(run: FlowRun, t: float, n: int, seed: int = 0,
     return drawn["images"], float(drawn["seconds"])
 
 
-def temperature_study(run: FlowRun, ys: Yardstick, temperatures, n: int, seed: int = 0):
+@dataclass(frozen=True)
+class TemperatureRow:
+    """Samples at one temperature, measured by the dataset's yardstick."""
+
+    t: float
+    fid: float
+    floor: float               # of as many held-out real images
+    confidence: float          # mean classifier confidence
+    confident: float           # share of samples with confidence >= 0.9
+    coverage: float
+    samples_per_second: float
+
+    @property
+    def ratio(self) -> float:
+        return self.fid / self.floor
+
+
+@dataclass
+class TemperatureStudy:
+    dataset: str
+    samples: int                            # per temperature
+    rows: list[TemperatureRow]
+    grids: dict[float, torch.Tensor]        # T -> the first 16 of its samples
+
+    @property
+    def title(self) -> str:
+        return gdata.SPECS[self.dataset].title
+
+    @property
+    def best(self) -> TemperatureRow:
+        """The temperature whose samples have the lowest FID (the lower T on a tie)."""
+        return min(self.rows, key=lambda r: r.fid)
+
+    def at(self, t: float) -> TemperatureRow | None:
+        return next((r for r in self.rows if r.t == t), None)
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame([{"T": r.t, "FID": r.fid, "FID floor": r.floor, "confidence": r.confidence,
+                              "share ≥ 0.9": r.confident, "coverage": r.coverage,
+                              "samples/s": r.samples_per_second} for r in self.rows])
+
+
+def temperature_study(run: FlowRun, ys: Yardstick, temperatures, n: int, seed: int = 0) -> TemperatureStudy:
     """Samples at each temperature, measured: FID (with the floor for n images),
     mean confidence, share with confidence >= 0.9, class coverage. Each measured
     sample set is kept as samples/<notebook>/measured_temperature_<dataset>_T<T>.pt."""
@@ -161,11 +203,9 @@ def temperature_study(run: FlowRun, ys: Yardstick, temperatures, n: int, seed: i
         samples, seconds = drawn_samples(run, t, n, seed)
         m = ys.measure(samples, name=f"measured_temperature_{run.dataset}_T{t:g}",
                        config={"dataset": run.dataset, "temperature": t, "seed": seed, "flow": config_dict(run.cfg)})
-        rows.append({"T": t, "FID": m.fid, "FID floor": m.fid_floor, "confidence": m.confidence,
-                     "share ≥ 0.9": m.confident_share, "coverage": m.coverage,
-                     "samples/s": n / seconds})
+        rows.append(TemperatureRow(t, m.fid, m.fid_floor, m.confidence, m.confident_share, m.coverage, n / seconds))
         grids[t] = samples[:16]
-    return pd.DataFrame(rows), grids
+    return TemperatureStudy(run.dataset, n, rows, grids)
 
 
 @torch.no_grad()
@@ -309,74 +349,43 @@ ANCHORS = [
 ]
 
 
-def plot_curves(runs: dict[str, FlowRun]):
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.5 * len(runs), 3), squeeze=False)
-    for ax, (ds, run) in zip(axes[0], runs.items()):
-        h = run.fit.history
-        ax.plot(h["epoch"], h["train_bits_per_dim"], marker="o", label="train (running mean over the epoch)")
-        ax.plot(h["epoch"], h["val_bits_per_dim"], marker="s", label=f"test ({run.n_val} images, end of epoch)")
-        ax.axhline(run.test_bpd, color="k", ls=":", lw=1, label=f"final test ({run.n_test} images)")
-        ax.set_title(f"{gdata.SPECS[ds].title}: bits/dim")
-        ax.set_xlabel("epoch")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def temperature_section(report, runs: dict[str, FlowRun]) -> dict[str, pd.DataFrame]:
-    """For each dataset: the measured temperature table, one row of samples per T,
-    and headline numbers; then one plot of all. Returns the tables."""
-    import matplotlib.pyplot as plt
-
-    from genlab.metrics import yardstick
-
-    budget = report.profile.flows
-    tables = {}
+def show_training(report, runs: dict[str, FlowRun]) -> None:
+    """Bits/dim curves, the results table, the headline bits/dim and the nats-to-bits conversion."""
+    plots.show(plots.plot_bits_per_dim([(gdata.SPECS[ds].title, run.fit.history, run.n_val, run.test_bpd, run.n_test)
+                                        for ds, run in runs.items()]))
+    report.table(results_table(runs))
     for ds, run in runs.items():
-        title = gdata.SPECS[ds].title
-        table, grids = temperature_study(run, yardstick(ds, report.profile.name), budget.temperatures,
-                                         budget.samples, seed=report.profile.seed)
-        tables[ds] = table
-        report.say(f"**{title}** ({budget.samples} samples per temperature):")
-        report.table(table)
-        report.grid(f"temperatures_{ds}", torch.cat([grids[t][:8] for t in budget.temperatures]),
-                    f"{title}: one row per T = {', '.join(f'{t:g}' for t in budget.temperatures)}", nrow=8,
-                    config={"dataset": ds, "temperatures": list(budget.temperatures), "per_row": 8,
-                            "seed": report.profile.seed, "flow": config_dict(run.cfg)})
-        best = table.loc[table["FID"].idxmin()]
-        report.headline("FID at best temperature", best["FID"], "FID", ds)
-        report.headline("FID real floor (same count)", best["FID floor"], "FID", ds)
+        report.headline("test bits/dim", run.test_bpd, "bits/dim", ds)
+    report.say(conversion_text(next(iter(runs.values()))))
+
+
+def temperature_experiment(profile: str | Profile, runs: dict[str, FlowRun]) -> dict[str, TemperatureStudy]:
+    """The budget's temperatures on every dataset's flow."""
+    profile = get_profile(profile)
+    budget = profile.flows
+    return {ds: temperature_study(run, yardstick(ds, profile.name), budget.temperatures, budget.samples,
+                                  seed=profile.seed) for ds, run in runs.items()}
+
+
+def show_temperatures(report, studies: dict[str, TemperatureStudy], runs: dict[str, FlowRun]) -> None:
+    """For each dataset: the measured temperature table, one row of samples per T, and headline numbers;
+    then one plot of all."""
+    for ds, study in studies.items():
+        ts = [r.t for r in study.rows]
+        report.say(f"**{study.title}** ({study.samples} samples per temperature):")
+        report.table(study.table())
+        report.grid(f"temperatures_{ds}", torch.cat([study.grids[t][:8] for t in ts]),
+                    f"{study.title}: one row per T = {', '.join(f'{t:g}' for t in ts)}", nrow=8,
+                    config={"dataset": ds, "temperatures": ts, "per_row": 8,
+                            "seed": report.profile.seed, "flow": config_dict(runs[ds].cfg)})
+        best = study.best
+        report.headline("FID at best temperature", best.fid, "FID", ds)
+        report.headline("FID real floor (same count)", best.floor, "FID", ds)
         # At the temperature of the lowest FID, like the two numbers above (not the best share at any T).
-        report.headline("share of samples with confidence ≥ 0.9 (best T)", best["share ≥ 0.9"], "fraction", ds)
-    fig = plot_temperature(tables)
-    plt.show()
-    plt.close(fig)
-    return tables
-
-
-def plot_temperature(tables: dict[str, pd.DataFrame]):
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3))
-    for ds, t in tables.items():
-        title = gdata.SPECS[ds].title
-        line, = axes[0].plot(t["T"], t["FID"], marker="o", label=title)
-        axes[0].axhline(t["FID floor"].iloc[0], color=line.get_color(), ls=":", lw=1)
-        axes[1].plot(t["T"], t["share ≥ 0.9"], marker="o", label=title)
-        axes[2].plot(t["T"], t["coverage"], marker="o", label=title)
-    for ax, name in zip(axes, ["FID (dotted: real floor)", "share of samples with confidence ≥ 0.9",
-                               "class coverage"]):
-        ax.set_xlabel("temperature T")
-        ax.set_title(name, fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    axes[0].set_yscale("log")
-    fig.tight_layout()
-    return fig
+        report.headline("share of samples with confidence ≥ 0.9 (best T)", best.confident, "fraction", ds)
+    plots.show(plots.plot_temperatures([(s.title, [r.t for r in s.rows], [r.fid for r in s.rows], s.rows[0].floor,
+                                         [r.confident for r in s.rows], [r.coverage for r in s.rows])
+                                        for s in studies.values()]))
 
 
 def results_table(runs: dict[str, FlowRun]) -> pd.DataFrame:
@@ -397,11 +406,6 @@ def conversion_text(run: FlowRun) -> str:
     return (f"Conversion ({gdata.SPECS[run.dataset].title}): −log P(x) = {run.test_nats:.1f} nats per image; "
             f"divided by D · ln 2 = {d} × 0.6931 = {d * LOG2:.1f}, that is **{run.test_bpd:.3f} bits/dim**. "
             f"The dequantisation's log-det alone costs 8 bits/dim, which the flow's density must win back.")
-
-
-def best_temperature(table: pd.DataFrame) -> float:
-    """The temperature whose samples have the lowest FID."""
-    return float(table.loc[table["FID"].idxmin(), "T"])
 
 
 def visual_results(report, run: FlowRun, seed: int = 0, temperatures=(0.7, 1.0)) -> None:
@@ -492,8 +496,25 @@ def sweep_text(sweep: Sweep, grads: dict[int, tuple[float, float]] | None) -> li
     return out
 
 
-def discussion(runs: dict[str, FlowRun], temps: dict[str, pd.DataFrame], sweep: Sweep | None,
-               grads: dict[int, float] | None, profile: str) -> str:
+def temperature_text(study: TemperatureStudy) -> str:
+    """The best temperature's numbers, and whether the seed's claim about T = 0.7 holds (when measured)."""
+    best = study.best
+    text = (f"**Temperature, {study.title}.** The lowest FID is at T = {best.t:g}: {best.fid:.3g} against a "
+            f"real floor of {best.floor:.3g} ({best.ratio:.1f}× the floor); there "
+            f"{best.confident:.0%} of samples get classifier confidence ≥ 0.9 and class coverage is "
+            f"{best.coverage:.0%}.")
+    a, b = study.at(0.7), study.at(1.0)
+    if a is not None and b is not None:
+        sharper = a.confident > b.confident and a.fid < b.fid
+        text += (f" T = 0.7 against T = 1.0: FID {a.fid:.3g} vs {b.fid:.3g}, confident share "
+                 f"{a.confident:.0%} vs {b.confident:.0%}, coverage {a.coverage:.0%} vs "
+                 f"{b.coverage:.0%} — the seed's claim that T = 0.7 gives better samples is "
+                 + ("**supported** by both measures." if sharper else "**not supported by both measures** here."))
+    return text
+
+
+def discussion(runs: dict[str, FlowRun], temps: dict[str, TemperatureStudy], sweep: Sweep | None,
+               grads: dict[int, tuple[float, float]] | None, profile: str) -> str:
     """The discussion, written from the measured numbers only."""
     out = []
     m = next(iter(runs.values()))
@@ -516,23 +537,7 @@ def discussion(runs: dict[str, FlowRun], temps: dict[str, pd.DataFrame], sweep: 
                   "NLLs came from a density on [0,1] pixels without dequantisation, which can grow without bound."
                   if positive else "**A value is not positive**, which a likelihood of discrete data cannot be: "
                   "this run is broken."))
-    for ds, t in temps.items():
-        title = gdata.SPECS[ds].title
-        best = t.loc[t["FID"].idxmin()]
-        row = {r["T"]: r for r in t.to_dict("records")}
-        text = (f"**Temperature, {title}.** The lowest FID is at T = {best['T']:g}: {best['FID']:.3g} against a "
-                f"real floor of {best['FID floor']:.3g} ({best['FID'] / best['FID floor']:.1f}× the floor); there "
-                f"{best['share ≥ 0.9']:.0%} of samples get classifier confidence ≥ 0.9 and class coverage is "
-                f"{best['coverage']:.0%}.")
-        if 0.7 in row and 1.0 in row:
-            a, b = row[0.7], row[1.0]
-            sharper = a["share ≥ 0.9"] > b["share ≥ 0.9"] and a["FID"] < b["FID"]
-            text += (f" T = 0.7 against T = 1.0: FID {a['FID']:.3g} vs {b['FID']:.3g}, confident share "
-                     f"{a['share ≥ 0.9']:.0%} vs {b['share ≥ 0.9']:.0%}, coverage {a['coverage']:.0%} vs "
-                     f"{b['coverage']:.0%} — the seed's claim that T = 0.7 gives better samples is "
-                     + ("**supported** by both measures." if sharper else
-                        "**not supported by both measures** here." ))
-        out.append(text)
+    out += [temperature_text(study) for study in temps.values()]
     if sweep is not None:
         out += sweep_text(sweep, grads)
     if profile == "smoke":
@@ -541,16 +546,21 @@ def discussion(runs: dict[str, FlowRun], temps: dict[str, pd.DataFrame], sweep: 
     return "\n\n".join(out)
 
 
-def sweep_section(report, dataset: str, run: FlowRun):
-    """The sweep table and the first-step gradient check; returns (Sweep, gradient norms)."""
+def sweep_experiment(profile: str | Profile, dataset: str, run: FlowRun) -> tuple[Sweep, dict[int, tuple[float, float]]]:
+    """The sweep on `dataset`, and the first-step gradient check of `run`'s configuration: (Sweep,
+    {batch size: (gradient norm reaching the zero-initialised output layers, bits/dim) at step 1})."""
+    profile = get_profile(profile)
+    result = sweep(dataset, profile)
+    images = gdata.load(dataset).x_train
+    grads = {bs: first_step_gradients(run.cfg, images, bs, seed=profile.seed) for bs in (512, 2048)}
+    return result, grads
+
+
+def show_sweep(report, result: Sweep, grads: dict[int, tuple[float, float]]) -> None:
     budget = report.profile.flows
     report.say(f"Budget per variant: {budget.sweep_subset} training images × {budget.sweep_epochs} epoch(s); "
                f"test bits/dim on {budget.sweep_eval} test images.")
-    result = sweep(dataset, report.profile)
     report.table(result.table())
-    images = gdata.load(dataset).x_train
-    grads = {bs: first_step_gradients(run.cfg, images, bs, seed=report.profile.seed) for bs in (512, 2048)}
     report.say("At the very first step, the gradient norm reaching the zero-initialised output layers of all "
                "couplings, and the bits/dim of the untrained model: "
                + ", ".join(f"batch {bs}: **{g:.3g}** ({bpd:.2f} bits/dim)" for bs, (g, bpd) in grads.items()) + ".")
-    return result, grads

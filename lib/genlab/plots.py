@@ -151,3 +151,41 @@ def plot_progan_history(h: pd.DataFrame):
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def plot_bits_per_dim(curves: Sequence[tuple[str, pd.DataFrame, int, float, int]]):
+    """Per dataset (title, fit history, images scored each epoch, final test bits/dim, its test images):
+    train and test bits/dim by epoch, the final full-test-set value dotted."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3), squeeze=False)
+    for ax, (title, h, n_val, final, n_test) in zip(axes[0], curves):
+        ax.plot(h["epoch"], h["train_bits_per_dim"], marker="o", label="train (running mean over the epoch)")
+        ax.plot(h["epoch"], h["val_bits_per_dim"], marker="s", label=f"test ({n_val} images, end of epoch)")
+        ax.axhline(final, color="k", ls=":", lw=1, label=f"final test ({n_test} images)")
+        ax.set_title(f"{title}: bits/dim")
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_temperatures(series: Sequence[tuple[str, Sequence[float], Sequence[float], float, Sequence[float],
+                                             Sequence[float]]]):
+    """Per dataset (title, temperatures, FIDs, real floor, confident shares, class coverages): how sample
+    quality moves with the temperature."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3))
+    for title, ts, fids, floor, confident, coverage in series:
+        line, = axes[0].plot(ts, fids, marker="o", label=title)
+        axes[0].axhline(floor, color=line.get_color(), ls=":", lw=1)
+        axes[1].plot(ts, confident, marker="o", label=title)
+        axes[2].plot(ts, coverage, marker="o", label=title)
+    for ax, name in zip(axes, ["FID (dotted: real floor)", "share of samples with confidence ≥ 0.9",
+                               "class coverage"]):
+        ax.set_xlabel("temperature T")
+        ax.set_title(name, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_yscale("log")
+    fig.tight_layout()
+    return fig
