@@ -138,3 +138,27 @@ def test_flow_temperature_prose_reads_the_best_row_and_checks_the_seeds_claim_on
     assert "FID 70 vs 90, confident share 80% vs 50%" in text and "**supported** by both measures" in text
     assert "**not supported by both measures**" in temperature_text(study(70.0, 0.4))   # FID better, share worse
     assert "T = 0.7 against" not in temperature_text(TemperatureStudy("mnist", 10, study(1, 1).rows[1:], {}))
+
+
+def test_autoencoder_prose_reads_gaps_seed_spreads_and_beta_ends_from_fields():
+    from genlab import ae_study as aes
+
+    rows = [aes.LatentRow("mnist", "MNIST", d, 10.0, bce, train, probe, 1.0)
+            for d, bce, train, probe in ((2, 150.0, 149.0, 0.7), (16, 70.0, 69.0, 0.95), (64, 60.0, 50.0, 0.9))]
+    sweep = aes.LatentSweep(rows, {}, {}, 1000, (2, 16, 64))
+    text = " ".join(aes.latent_sweep_text(sweep))
+    assert "Test BCE falls from 150.0 (d=2) to 60.0 (d=64)" in text and "gap at d=64 is +10.00" in text
+    assert "fits the training set measurably better" in text and "best at d=16 (95.0%)" in text
+
+    def fvae(k, nll, sd):
+        return aes.FVAESummary("VAE" if k == 0 else f"f-VAE K={k}", k, 3, 95.0, 0.5, nll, sd, 10.0 * (1 + k))
+    out = aes.fvae_text(aes.FVAEResults([fvae(0, 90.0, 0.3), fvae(4, 89.0, 0.2), fvae(8, 89.8, 0.2)], 1000))
+    assert "an **improvement** larger than twice the largest seed sd (3 seeds)" in out[0]   # -1.0 > 2 * 0.3
+    assert "**no measurable difference**" in out[1] and "cost 9.0× the training time" in out[1]
+
+    corr = pd.DataFrame({"z3": [0.8, -0.1], "z5": [0.2, -0.6]}, index=["ink", "width"])
+    betas = aes.BetaResults([aes.BetaRow(1.0, 25.0, 70.0, 95.0, 12, 16), aes.BetaRow(4.0, 10.0, 90.0, 130.0, 5, 16)],
+                            1000, corr, torch.zeros(0), [3, 5], [-3.0, 3.0])
+    text = " ".join(aes.beta_text(betas))
+    assert "rate falls from 25.0 to 10.0 nats" in text and "active units 12 → 5 of 16" in text
+    assert "ink: z3 (r = +0.80); width: z5 (r = -0.60)" in text and "(β = 4)" in text

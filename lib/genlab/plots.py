@@ -189,3 +189,67 @@ def plot_temperatures(series: Sequence[tuple[str, Sequence[float], Sequence[floa
     axes[0].set_yscale("log")
     fig.tight_layout()
     return fig
+
+
+def plot_latent_sweep(series: Sequence[tuple[str, Sequence[int], Sequence[float], Sequence[float], Sequence[float],
+                                             Sequence[float]]], latents: Sequence[int]):
+    """Per dataset (title, latent sizes, test MSE, test BCE, train BCE, linear-probe accuracy): the AE
+    latent sweep on a log2 axis of latent sizes."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3))
+    for title, ds, mse, bce, train_bce, probe in series:
+        axes[0].plot(ds, mse, marker="o", label=title)
+        axes[1].plot(ds, bce, marker="o", label=f"{title} test")
+        axes[1].plot(ds, train_bce, marker="x", ls="--", label=f"{title} train")
+        axes[2].plot(ds, probe, marker="o", label=title)
+    for ax, name in zip(axes, ["test MSE per image", "BCE per image", "linear-probe accuracy"]):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(latents), [str(d) for d in latents])
+        ax.set_xlabel("latent size d")
+        ax.set_title(name, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_codes_2d(panels: Sequence[tuple[torch.Tensor, torch.Tensor, Sequence[str], str]]):
+    """Per dataset (codes N x 2, labels, class names, title): the codes coloured by class."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (z, labels, classes, title) in zip(axes[0], panels):
+        sc = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=3)
+        ax.set_title(title, fontsize=10)
+        handles = [plt.Line2D([], [], marker="o", ls="", color=sc.cmap(sc.norm(c)), label=name[:10])
+                   for c, name in enumerate(classes)]
+        ax.legend(handles=handles, fontsize=6, markerscale=0.8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def plot_rate_distortion(betas: Sequence[float], rates: Sequence[float], distortions: Sequence[float]):
+    """β-VAE: distortion against rate, one point per β."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.plot(rates, distortions, marker="o")
+    for beta, r, d in zip(betas, rates, distortions):
+        ax.annotate(f"β={beta:g}", (r, d), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.set_xlabel("rate (KL, nats)")
+    ax.set_ylabel("distortion (nats)")
+    ax.set_title("β-VAE on binarised MNIST: rate vs distortion", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_correlations(table: pd.DataFrame, title: str):
+    """A correlation table (values in [-1, 1]) as a labelled heat map."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6, 2.8))
+    im = ax.imshow(table.to_numpy(), cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_xticks(range(table.shape[1]), table.columns)
+    ax.set_yticks(range(table.shape[0]), table.index)
+    for (i, j), v in np.ndenumerate(table.to_numpy()):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
