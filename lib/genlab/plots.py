@@ -74,17 +74,23 @@ def show(fig) -> None:
     plt.close(fig)
 
 
+def _losses_and_scores(ax_loss, ax_score, h: pd.DataFrame, x: str, loss_labels: tuple[str, str], loss_title: str,
+                       score_title: str) -> None:
+    """A GAN's D and G losses on one axis, D's outputs on real and generated images on the other."""
+    ax_loss.plot(h[x], h["train_loss_d"], marker="o", label=loss_labels[0])
+    ax_loss.plot(h[x], h["train_loss_g"], marker="o", label=loss_labels[1])
+    ax_loss.set_title(loss_title, fontsize=9)
+    ax_score.plot(h[x], h["train_D(x)"], marker="o", label="D(x)")
+    ax_score.plot(h[x], h["train_D(G(z))"], marker="o", label="D(G(z))")
+    ax_score.set_title(score_title, fontsize=9)
+
+
 def plot_gan_history(history: pd.DataFrame, title: str, samples: int, collapse_coverage: float):
     """A GAN's per-epoch history: losses, discriminator outputs, FID against the real floor, class
     coverage against the mode-collapse flag."""
     h = history
     fig, axes = plt.subplots(1, 4, figsize=(14, 2.8))
-    axes[0].plot(h["epoch"], h["train_loss_d"], marker="o", label="D")
-    axes[0].plot(h["epoch"], h["train_loss_g"], marker="o", label="G")
-    axes[0].set_title("losses (epoch means)", fontsize=9)
-    axes[1].plot(h["epoch"], h["train_D(x)"], marker="o", label="D(x)")
-    axes[1].plot(h["epoch"], h["train_D(G(z))"], marker="o", label="D(G(z))")
-    axes[1].set_title("discriminator outputs", fontsize=9)
+    _losses_and_scores(axes[0], axes[1], h, "epoch", ("D", "G"), "losses (epoch means)", "discriminator outputs")
     axes[2].plot(h["epoch"], h["FID"], marker="o", label="samples")
     axes[2].plot(h["epoch"], h["FID floor"], ls=":", color="k", label="real floor")
     axes[2].set_yscale("log")
@@ -137,12 +143,8 @@ def plot_progan_history(h: pd.DataFrame):
         start = st["step"].max()
     axes[0].set_ylim(bottom=0)
     axes[0].set_title("FID by step (dashed: real floor at the stage's resolution)", fontsize=9)
-    axes[1].plot(h["step"], h["train_loss_d"], marker="o", label="D loss")
-    axes[1].plot(h["step"], h["train_loss_g"], marker="o", label="G loss")
-    axes[1].set_title("hinge losses", fontsize=9)
-    axes[2].plot(h["step"], h["train_D(x)"], marker="o", label="D(x)")
-    axes[2].plot(h["step"], h["train_D(G(z))"], marker="o", label="D(G(z))")
-    axes[2].set_title("discriminator scores (hinge margin ±1)", fontsize=9)
+    _losses_and_scores(axes[1], axes[2], h, "step", ("D loss", "G loss"), "hinge losses",
+                       "discriminator scores (hinge margin ±1)")
     for ax in axes:
         for s_end in h.groupby("stage")["step"].max().tolist()[:-1]:
             ax.axvline(s_end, color="grey", ls=":", lw=1)
