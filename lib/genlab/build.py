@@ -49,11 +49,11 @@ TITLES = {"flows": "Normalizing flows (RealNVP)",
 
 
 # Minutes a cold build of each notebook took (README); used until a build of this profile has run here.
-# cpu: one thread each (the lanes of a cold build on 2 AMD EPYC cores, bf16), without the yardstick
-# classifiers (MNIST, Fashion-MNIST: about 1.2 + 2.2 min on two threads before the lanes; CIFAR-10: 7.6 min
-# on two threads, ~14 in the GANs lane, see `shared_datasets`).
+# cpu: measured in the lanes of a cold build on 2 AMD EPYC cores (bf16, one thread each, 2026-11-27),
+# without the yardstick classifiers (MNIST, Fashion-MNIST: 1.6 + 2.7 min on two threads before the lanes;
+# CIFAR-10: 16 min in the GANs lane, see `shared_datasets`): flows 74.5, autoencoders 22.4, GANs 93.2 - 16.
 ESTIMATE_MIN = {"smoke": {"flows": 0.4, "autoencoders": 0.4, "gans": 0.5},
-                "cpu": {"flows": 70, "autoencoders": 26, "gans": 81},
+                "cpu": {"flows": 74.5, "autoencoders": 22.4, "gans": 77},
                 "gpu": {"flows": 7, "autoencoders": 7, "gans": 7}}
 
 
@@ -194,8 +194,8 @@ def shared_datasets(lanes: list[list[str]]) -> list[str]:
     """The datasets whose yardstick classifier more than one lane measures with. Those train before the
     lanes start, with every thread, or two lanes would train the same classifier side by side; one that
     a single lane needs trains in that lane, beside the other lanes' work. (CIFAR-10's, in the GANs lane:
-    7.6 min on two threads before the lanes, ~14 min on one thread in a lane that expects ~15 min less
-    work than the other - measured on 2 AMD EPYC cores.)"""
+    7.6 min on two threads before the lanes, 16 min on one thread in the lane; measured in a cold build
+    on 2 AMD EPYC cores, the GANs lane took 93.2 min and the flows + autoencoders lane 96.9.)"""
     needed = [d for lane in lanes for d in needed_datasets(lane)]
     return [d for d in dict.fromkeys(needed) if needed.count(d) > 1]
 
