@@ -516,7 +516,11 @@ def show_cgan(report, results: CGANResults) -> None:
     for g in results.grids:
         report.save_samples(g.tag, g.images, {"dataset": g.dataset, "labels": g.labels.tolist(),
                                               "seed": 1, "gan": config_dict(g.config)})
-        plots.show(plots.show_class_grid(g.images, g.classes, g.per_class, f"{g.title}: {g.variant}, one row per class"))
+    for ds in dict.fromkeys(g.dataset for g in results.grids):    # one figure per dataset, a panel per variant
+        grids = [g for g in results.grids if g.dataset == ds]
+        plots.show(plots.plot_class_grids([(g.images, g.variant) for g in grids], grids[0].classes,
+                                          grids[0].per_class))
+        report.say(f"*{grids[0].title}: samples of each cGAN variant (first seed), one row per class.*")
     summary = results.summary()
     for s in summary:
         report.headline(f"{s.variant} conditional accuracy (mean of {s.seeds} seeds)", s.accuracy.mean,

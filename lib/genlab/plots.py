@@ -117,16 +117,24 @@ def plot_histograms(panels: Sequence[tuple[Sequence[float], Sequence[str], str]]
     return fig
 
 
-def show_class_grid(images: torch.Tensor, classes: Sequence[str], per_class: int, title: str):
-    """One row per class, labelled with the class name."""
-    fig, ax = plt.subplots(figsize=(per_class * 0.45 + 1.2, len(classes) * 0.45 + 0.4))
-    ax.imshow(grid_array(images, nrow=per_class), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-    size = images.shape[-1] + 2
-    ax.set_yticks([size * i + size / 2 for i in range(len(classes))], list(classes), fontsize=7)
-    ax.set_xticks([])
-    ax.set_title(title, fontsize=9)
-    for side in ax.spines.values():
-        side.set_visible(False)
+def plot_class_grids(panels: Sequence[tuple[torch.Tensor, str]], classes: Sequence[str], per_class: int,
+                     columns: int = 2):
+    """Sample grids side by side, `columns` to a row: per panel (images, title), one row per class,
+    labelled with the class name."""
+    rows = -(-len(panels) // columns)
+    width = per_class * 0.3 + 0.9
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, (len(classes) * 0.3 + 0.5) * rows),
+                             squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (images, title) in zip(axes.flat, panels):
+        ax.imshow(grid_array(images, nrow=per_class), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        size = images.shape[-1] + 2
+        ax.set_yticks([size * i + size / 2 for i in range(len(classes))], list(classes), fontsize=6)
+        ax.set_xticks([])
+        ax.set_title(title, fontsize=8)
+        for side in ax.spines.values():
+            side.set_visible(False)
     fig.tight_layout()
     return fig
 
