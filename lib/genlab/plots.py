@@ -1,4 +1,5 @@
-"""Figures that reports show: image grids, training curves, histograms."""
+"""Every figure the reports show: image grids, training curves, histograms, each study's plots. Each takes
+plain numbers, tables and tensors, so the studies keep their experiments and prose and draw here."""
 from __future__ import annotations
 
 from typing import Sequence
