@@ -23,6 +23,7 @@ from genlab.cache import json_memo
 from genlab.attributes import ATTRIBUTES, attributes
 from genlab.autoencoders import AEConfig, AutoEncoder, kl_standard_normal
 from genlab.config import Profile, config_dict, get_profile, replace
+from genlab.notebook import SMOKE_NOTE
 from genlab.train import FitResult
 
 # The seed report's numbers (MLP VAE, BCE on grey values, *training* loss after 20 epochs).
@@ -519,7 +520,6 @@ def beta_text(results: BetaResults) -> list[str]:
 
 # --- discussion ----------------------------------------------------------------------------
 
-SMOKE_NOTE = "*This is the `smoke` profile: tiny models trained for seconds; the numbers only show that the pipeline runs.*"
 
 
 def discussion(sweep: LatentSweep, vae: VAEResults, fvae: FVAEResults, betas: BetaResults,

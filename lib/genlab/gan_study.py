@@ -31,7 +31,6 @@ from genlab.train import fit
 
 COLLAPSE_COVERAGE = 0.8    # below this class coverage an epoch is flagged as mode collapse
 FM_WEIGHT = 1.0            # feature-matching weight beside the adversarial loss in cGAN + FM
-SMOKE_NOTE = "*This is the `smoke` profile: tiny models trained for seconds; the numbers only show that the pipeline runs.*"
 
 
 def clusters(dataset: str, n: int, k: int) -> torch.Tensor:

@@ -24,9 +24,11 @@ from genlab.config import DEFAULT_PROFILE, NOTEBOOK_BUDGET, Profile, apply_param
 from genlab.errors import GenlabError
 from genlab.metrics import keep_measured_samples, yardstick
 from genlab.paths import report_dir
-from genlab.plots import plot_history, show_grid
+from genlab.plots import plot_history, show, show_grid
 
 NOTEBOOKS = tuple(NOTEBOOK_BUDGET)
+# Said at the end of a smoke-profile report's discussion.
+SMOKE_NOTE = "*This is the `smoke` profile: tiny models trained for seconds; the numbers only show that the pipeline runs.*"
 
 
 class Report:
@@ -111,9 +113,7 @@ class Report:
              config: dict | None = None) -> None:
         """Show a grid of uint8 images and save them as samples/<notebook>/<name>.pt."""
         self.save_samples(name, images, config)
-        fig = show_grid(images, title, nrow=nrow)
-        plt.show()
-        plt.close(fig)
+        show(show_grid(images, title, nrow=nrow))
 
     def finish(self) -> None:
         self.save()
@@ -186,8 +186,7 @@ def dataset_overview(report: Report, dataset: str) -> dict:
     show_grid(ds.x_test[idx], f"{ds.title}: real test images, one column per class", nrow=k, ax=left)
     plot_history(ys.fit_result.history, ["train_accuracy", "val_accuracy"],
                  title=f"{ds.title} classifier", ylabel="accuracy", ax=right)
-    plt.show()
-    plt.close(fig)
+    show(fig)
     report.headline("classifier test accuracy", ys.test_accuracy, "fraction", ds.name)
     report.headline("FID real floor", ys.fid_floor, "FID", ds.name)
     return {
