@@ -297,7 +297,7 @@ def show_vae(report, results: VAEResults, sweep: LatentSweep) -> None:
                     f"{ds.title}: test images; AE (d={ae.cfg.latent}) and VAE (d={vae.cfg.latent}) reconstructions",
                     nrow=10, config={"dataset": ds_name, "ae": config_dict(ae.cfg), "vae": config_dict(vae.cfg)})
         g = torch.Generator().manual_seed(report.profile.seed)
-        report.grid(f"vae_samples_{ds_name}", vae.sample(30, generator=g).cpu(),
+        report.grid(f"vae_samples_{ds_name}", vae.sample(30, generator=g),
                     f"{ds.title}: VAE samples (decoder means of z ~ N(0, I))", nrow=10,
                     config={"dataset": ds_name, "vae": config_dict(vae.cfg), "seed": report.profile.seed})
         rows = []

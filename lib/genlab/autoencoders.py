@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from genlab import data as gdata
+from genlab.errors import GenlabError
 from genlab.flows import AffineCoupling, Chain
 from genlab.train import TrainableModule
 
@@ -208,6 +209,8 @@ class AutoEncoder(TrainableModule):
         return (torch.sigmoid(self.decoder(z)) * 255).round().to(torch.uint8)
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Images from the prior: the decoder's mean (pixel probabilities) as uint8, on the CPU."""
+        if labels is not None:
+            raise GenlabError(f"{type(self).__name__} is unconditional: sample() takes no labels")
         return self.decode_mean(torch.randn(n, self.cfg.latent, generator=generator)).cpu()

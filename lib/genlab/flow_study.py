@@ -14,7 +14,8 @@ import torch
 
 from genlab import data as gdata, experiment, plots
 from genlab.cache import json_memo, tensor_memo
-from genlab.config import FlowBudget, Profile, config_dict, get_profile, replace
+from genlab.config import Profile, config_dict, get_profile, replace
+from genlab.flow_budget import FlowBudget
 from genlab.dequantization import DequantizerConfig, VariationallyDequantizedRealNVP
 from genlab.flows import LOG2, AffineCoupling, FlowConfig, MultiScaleFlow, RealNVP, Squeeze
 from genlab.metrics import Yardstick, yardstick
@@ -144,7 +145,7 @@ def drawn_samples(run: FlowRun, t: float, n: int, seed: int = 0,
     def draw():
         g = torch.Generator().manual_seed(seed)
         t0 = time.perf_counter()
-        images = torch.cat([model.sample(min(500, n - i), t, generator=g).cpu() for i in range(0, n, 500)])
+        images = model.sample(n, generator=g, temperature=t)
         return {"images": images, "seconds": torch.tensor(time.perf_counter() - t0)}
 
     path = run.fit.run_dir / f"samples_T{t:g}_n{n}_seed{seed}{'_raw' if raw_weights else ''}.pt"
@@ -415,7 +416,7 @@ def visual_results(report, run: FlowRun, seed: int = 0, temperatures=(0.7, 1.0))
     flow_cfg = config_dict(run.cfg)
     for t in dict.fromkeys(temperatures):
         g = torch.Generator().manual_seed(seed)
-        report.grid(f"samples_{ds.name}_T{t}", model.sample(32, t, generator=g).cpu(),
+        report.grid(f"samples_{ds.name}_T{t}", model.sample(32, generator=g, temperature=t),
                     f"{ds.title}: samples at T = {t:g}" + (" (lowest FID)" if t == temperatures[0] else ""), nrow=16,
                     config={"dataset": ds.name, "temperature": t, "seed": seed, "flow": flow_cfg})
     x = ds.x_test[:8]

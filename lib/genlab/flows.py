@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from genlab.errors import GenlabError
 from genlab.train import TrainableModule
 
 LOG2 = math.log(2.0)
@@ -424,10 +425,14 @@ class RealNVP(TrainableModule):
         return x.to(torch.uint8)
 
     @torch.no_grad()
-    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n uint8 images (on the CPU) from z ~ N(0, T^2 I). T=0 gives the image of the latent mode z=0."""
+    def sample(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None, *,
+               temperature: float = 1.0) -> torch.Tensor:
+        """n uint8 images (on the CPU) from z ~ N(0, T^2 I), decoded 500 at a time (the inverse pass of a large
+        batch holds every level's activations at once). T=0 gives the image of the latent mode z=0."""
+        if labels is not None:
+            raise GenlabError(f"{type(self).__name__} is unconditional: sample() takes no labels")
         z = torch.randn(n, self.dims, generator=generator) * temperature
-        return self.decode(z).cpu()
+        return torch.cat([self.decode(chunk).cpu() for chunk in z.split(500)])
 
     # --- training ------------------------------------------------------------------
     def configure_optimizers(self):

@@ -22,7 +22,8 @@ from genlab import data as gdata, experiment, plots
 from genlab.atomic import save_torch
 from genlab.cache import json_memo, module_fingerprint, tensor_memo
 from genlab.clusters import cluster_labels, cluster_prior
-from genlab.config import GANBudget, Profile, config_dict, get_profile
+from genlab.config import Profile, config_dict, get_profile
+from genlab.gan_budget import GANBudget
 from genlab.gans import ConvGAN, ConvGANConfig, GANConfig, VanillaGAN, to_signed, to_uint8
 from genlab.metrics import Yardstick, class_histogram, yardstick
 from genlab.paths import cache_dir

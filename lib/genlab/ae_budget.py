@@ -1,0 +1,42 @@
+"""The autoencoders notebook's budget: what it trains and evaluates, and how much in each profile.
+
+Every field is a notebook parameter (`config.apply_params` validates it); `BUDGETS` holds one budget per
+profile, and `config.PROFILES` picks it up by notebook.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genlab.knobs import DATASETS_28, dataset_name, knob
+
+
+@dataclass(frozen=True)
+class AEBudget:
+    """How much the autoencoders notebook trains and evaluates."""
+
+    ae_epochs: int                     # each AE of the latent sweep
+    vae_epochs: int                    # every VAE, f-VAE and β-VAE
+    datasets: tuple[str, ...] = knob(DATASETS_28, choices=DATASETS_28, normalise=dataset_name)
+    train_subset: int = knob(0, min=0)  # 0 = the whole training set
+    val_images: int = 2000             # test images scored after every epoch
+    batch_size: int = 128
+    lr: float = 1e-3
+    width: int = 32
+    latents: tuple[int, ...] = (2, 16, 64)
+    vae_latent: int = 16
+    flow_steps: tuple[int, ...] = (4, 8)
+    seeds: int = 2                     # seeds per model in the f-VAE comparison
+    betas: tuple[float, ...] = (1.0, 4.0)
+    iwae_k: int = 100
+    eval_images: int = 2000            # test images for IW-NLL and attribute correlations
+
+
+BUDGETS = {
+    "smoke": AEBudget(ae_epochs=1, vae_epochs=1, train_subset=1024, val_images=200, width=8, latents=(2, 8),
+                      vae_latent=4, flow_steps=(2,), seeds=2, betas=(1.0, 4.0), iwae_k=10, eval_images=200),
+    "cpu": AEBudget(ae_epochs=2, vae_epochs=3),
+    # Sized from `make bench ARGS="--device cuda --profile gpu --batch-scale 4"` on one H100 (training
+    # images/s: VAE 22k at batch 128, 100k at 512) for about 7 min of the notebook; not yet run on a GPU.
+    "gpu": AEBudget(ae_epochs=20, vae_epochs=20, batch_size=512, lr=2e-3, width=64, vae_latent=32,
+                    seeds=3, betas=(1.0, 2.0, 4.0, 8.0), iwae_k=1000, eval_images=5000),
+}

@@ -1,0 +1,82 @@
+"""The flows notebook's budget: what it trains and samples, and how much in each profile.
+
+Every field is a notebook parameter (`config.apply_params` validates it); `BUDGETS` holds one budget per
+profile, and `config.PROFILES` picks it up by notebook. The measurements that chose the cpu budget sit
+beside it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genlab.knobs import DATASETS_28, dataset_name, knob
+
+
+@dataclass(frozen=True)
+class FlowBudget:
+    """How much the flows notebook trains and samples."""
+
+    # One number for every dataset, or one per dataset (MNIST, Fashion-MNIST): `epochs_for`.
+    epochs: tuple[int, ...] = knob((1,), per_dataset=DATASETS_28)
+    datasets: tuple[str, ...] = knob(DATASETS_28, choices=DATASETS_28, normalise=dataset_name)
+    train_subset: int = knob(0, min=0)   # 0 = the whole training set
+    val_images: int = 2000         # test images scored after every epoch
+    batch_size: int = 64
+    hidden: int = 32
+    blocks: int = 1
+    couplings: int = 3
+    # Resolution levels: 3 = 28, 14 and 7 px. The 7-px level's couplings see the whole image, which is what
+    # gives samples a global shape (see the sweep's FID column).
+    scales: int = knob(3, choices=(1, 2, 3))
+    # "channel": squeeze first, then couplings that split the channels (Glow's order; every coupling runs at
+    # 14 px or less, so it costs a quarter of a 28-px checkerboard coupling). "checkerboard+channel": RealNVP's.
+    masks: str = knob("channel", choices=("channel", "checkerboard+channel"))
+    lr: float = 2e-3
+    invconv: bool = True           # Glow's invertible 1x1 convolutions before the channel couplings
+    ema: float = 0.999             # EMA of the weights for evaluation and sampling (0: none)
+    # How the integer pixels become continuous: noise from a learned q(u | x) (genlab.dequantization), or
+    # uniform noise; the sweep measures the other one. Measured (MNIST, AMD EPYC, 2 threads): variational, 2
+    # epochs, 1.138 test bits/dim in 7.6 min of training; uniform, 3 epochs, 1.157 in ~9 min.
+    dequantization: str = knob("variational", choices=("uniform", "variational"))
+    samples: int = 2000            # samples per temperature for FID / confidence / coverage
+    temperatures: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    sweep_subset: int = 10000      # training images each hyperparameter variant sees
+    sweep_epochs: int = 1
+    sweep_eval: int = 2000         # test images for a variant's bits/dim
+    sweep_samples: int = 1000      # samples (T = 1) for a variant's FID; 0: none
+    run_sweep: bool = True         # the hyperparameter sweep on the first dataset
+
+    def epochs_for(self, dataset: str) -> int:
+        return self.epochs[0] if len(self.epochs) == 1 else self.epochs[DATASETS_28.index(dataset)]
+
+
+BUDGETS = {
+    "smoke": FlowBudget(epochs=(1,), train_subset=512, val_images=200, hidden=8, couplings=1, samples=200,
+                        temperatures=(0.7, 1.0), sweep_subset=256, sweep_eval=200, sweep_samples=200),
+    # Speed (AMD EPYC, bf16, variational dequantisation): ~270 images/s on 2 threads with 4 couplings (an
+    # epoch of 60,000 images in ~4 min), ~130 on one thread with 5 (~8 min). Earlier, lr 4e-3 and 4
+    # couplings: measured on MNIST, one epoch, 1.232 bits/dim and best-T FID 240 against 1.318 and 285
+    # with lr 2e-3 and 3 couplings, in 1.21x the time (logit margin 0.05: 1.705, FID 306).
+    # Measured on MNIST (variational dequantisation, 2 epochs, one thread, AMD EPYC): 4 couplings per
+    # mask 1.138 test bits/dim; 5 couplings 1.122 in ~1.2x the time (as much as 3 epochs of 4 would
+    # take); hidden 48 instead of 32 was slower per bit gained (1.126 after one epoch in 1.9x the time).
+    # Sample quality wants the whole image in a coupling's view, not width: one epoch of MNIST each (one
+    # thread, AMD EPYC; FID at the best T against a floor of 7.97, share of samples with confidence >= 0.9):
+    #   2 scales, 5 checkerboard+channel couplings, 1 block   7.4 min  1.158 bits/dim  FID 238  0.40
+    #   3 scales, 4 checkerboard+channel, 1 block             6.8 min  1.160           FID 202  0.45
+    #   3 scales, 4 checkerboard+channel, 2 blocks           10.1 min  1.151           FID 162  0.50
+    #   3 scales, 3 checkerboard+channel, 2 blocks            8.1 min  1.174           FID 193  0.48
+    #   3 scales, 3 checkerboard+channel, hidden 64          12.5 min  1.169           FID ~199 0.49
+    #   3 scales, 4 channel (Glow's order), 2 blocks          6.3 min  1.178           FID 132  0.52
+    # The last is the cheapest and draws the best samples; three of its epochs take what two took before.
+    # MNIST test bits/dim (target 1.10) by epochs: 3 -> 1.115, 4 -> 1.1035, 5 -> 1.099 (best-T FID 81 -> 62);
+    # Fashion-MNIST 2.983 at 3 (target 3.00). So MNIST trains 5 epochs (23.8 min on two threads) and
+    # Fashion-MNIST 3. Depth where it is cheap does not pay as well: 6 couplings per mask at the 7-px levels
+    # instead of 4, one epoch, 1.174 bits/dim and FID 131 against 1.178 and 132, in 1.17x the time (the
+    # coupling convolutions run at ~190 GFLOP/s, near this CPU's bf16 conv rate: the budget is compute,
+    # not overhead).
+    "cpu": FlowBudget(epochs=(5, 3), lr=4e-3, couplings=4, blocks=2),
+    # Measured on one H100 (torch 2.11, the earlier 2-scale checkerboard-and-channel flow): each main RealNVP
+    # at 8 epochs trained in about 2 min (MNIST 1.090, Fashion-MNIST 2.996 validation bits/dim).
+    "gpu": FlowBudget(epochs=(8,), batch_size=256, hidden=96, blocks=2, couplings=4, lr=2e-3, samples=10000,
+                      sweep_subset=20000, sweep_epochs=2, sweep_eval=10000),
+}

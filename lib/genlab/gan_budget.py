@@ -1,0 +1,94 @@
+"""The GANs notebook's budget: what it trains and samples, and how much in each profile.
+
+Every field is a notebook parameter (`config.apply_params` validates it); `BUDGETS` holds one budget per
+profile, and `config.PROFILES` picks it up by notebook.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genlab.errors import GenlabError
+from genlab.knobs import DATASETS_28, dataset_name, knob
+
+
+@dataclass(frozen=True)
+class GANBudget:
+    """How much the GANs notebook trains and samples."""
+
+    vanilla_epochs: int
+    cgan_epochs: int
+    datasets: tuple[str, ...] = knob(DATASETS_28, choices=DATASETS_28, normalise=dataset_name)   # vanilla GAN and cGANs
+    train_subset: int = knob(0, min=0)
+    batch_size: int = 64
+    lr: float = 2e-4                          # G and D of the vanilla MLP GAN
+    vanilla_hidden: int = 256
+    # Epochs of the conv GAN's headline runs (the recipe): one value for every dataset, or one per dataset
+    # of DATASETS_28 (mnist, fashion_mnist). Measured (recipe, AMD EPYC, 2 threads): Fashion-MNIST FID 59, 31,
+    # 23, 19.2, 15.6, 15.3 after epochs 1-6 (floor 1.18: 27x after 2, 13x after 5); MNIST is 2x its floor after 2.
+    conv_epochs: tuple[int, ...] = (2, 5)
+    ablation_epochs: int = 1                  # each run of the conv GAN ablation (first dataset)
+    conv_width: int = 64                      # conv GAN and cGAN channels (D: w, 2w)
+    conv_lr_g: float = 1e-3                   # conv GANs' learning rates (measured: equal rates of 1e-3
+    conv_lr_d: float = 1e-3                   # beat TTUR 5e-4 / 2e-3 at 1200 steps, FID 180 vs 200)
+    # MSGAN's mode-seeking weight in the conv GANs' G loss (0: off). Measured on MNIST, cGAN, half an
+    # epoch: FID 345 without, 52 at 1.0, 44 at 0.3; intra-class diversity 2.5 -> 18 (real 16.5).
+    mode_seeking: float = knob(0.3, min=0)
+    # The same weight for the cGANs: a condition already spreads G's output over the classes, and the
+    # diversity term then costs accuracy. Measured on Fashion-MNIST, one epoch, 2 seeds: 0.3 gave
+    # accuracy 84.2 % (FID 82.5), 0.15 gave 90.2 % (FID 85.4), 0.1 gave 88.8 % (FID 98.5).
+    cgan_mode_seeking: float = knob(0.15, min=0)
+    # Clusters (k-means on pixels) the unconditional conv GAN is conditioned on (0: none). Measured on
+    # MNIST, one epoch, mode seeking 0.3: FID 118 without; 43, 35 and 37 with 20, 50 and 100 clusters
+    # (Fashion-MNIST: 62 with 20, 56 with 50).
+    self_conditioning: int = knob(50, min=0)
+    ablation_subset: int = knob(30000, min=0) # training images of each conv GAN ablation run (0: all)
+    cgan_subset: int = knob(0, min=0)         # training images of each cGAN run (0: all)
+    cgan_seeds: int = 2                       # seeds per cGAN variant
+    samples: int = 2000                       # per FID / coverage / accuracy measurement
+    progan_channels: int = 64                 # c: ProGAN's blocks have 2c, 2c, c, c/2 channels (4 to 32 pixels)
+    progan_lr: float = 1e-3                   # G and D, as the conv GAN's
+    # Optimiser steps per stage (4, 8, 16, 32 px). Measured on CIFAR-10 (AMD EPYC, one thread, batch 64), FID by
+    # stage: (1000, 1500, 2000, 1000) steps 479, 416, 268, 232 in 14.4 min; (500, 1000, 1500, 1500) 470, 447, 413,
+    # 253 in 13.9 min; (600, 1200, 1800, 1800) 476, 430, 420, 218 in 15.3 min, where FID over each stage's four
+    # history points was flat at 8x8 (442, 430, 430, 430) and 16x16 (437, 411, 411, 420) but still falling at
+    # 32x32 (247, 305, 244, 218): the steps go to the last stage. With (500, 800, 1200, 1800) the 16x16 stage
+    # fell by 1 % in one build and rose in another (412, 458 after 417, 412 at 8x8); with 2000 steps at 16x16
+    # its FID over the stage's history points went 507, 474, 392, 356 (still falling), then 32x32 224
+    # (one thread, 16.8 min of training; the 16-px stage 6.3 min of it).
+    progan_steps: tuple[int, ...] = (500, 800, 2000, 1800)
+    progan_batch: int = 64
+    # Decay of the EMA of ProGAN's weights, which its samples come from. The loop's warm-up (decay min(d, t/(t+10))
+    # at step t) makes any d >= 0.99 the same for a stage's first ~1000 steps, so this matters for long stages
+    # only. Measured in cpu builds (FID by stage, CIFAR-10): with 0.999, 470, 412, 458, 250, the raw weights of
+    # that run 472, 396, 377, 233 (the average lags a stage that is still moving); with 0.99,
+    # 475, 417, 412, 233 - a run on two threads, whose trajectory differs, so part of that gap is run-to-run noise.
+    progan_ema: float = knob(0.99, min=0)
+    progan_epochs_per_stage: int = 4          # history points per stage (the loop's "epochs")
+
+    def __post_init__(self):
+        if not 0 <= self.progan_ema < 1:
+            raise GenlabError(f"parameter progan_ema must be in [0, 1) (0: no average); got {self.progan_ema}")
+        if len(self.conv_epochs) not in (1, len(DATASETS_28)):
+            raise GenlabError(f"parameter conv_epochs needs one value, or one per dataset of "
+                              f"{', '.join(DATASETS_28)}; got {','.join(map(str, self.conv_epochs))}")
+
+    def conv_epochs_for(self, dataset: str) -> int:
+        """The conv GAN recipe's epochs on `dataset`."""
+        if len(self.conv_epochs) == 1:
+            return self.conv_epochs[0]
+        return self.conv_epochs[DATASETS_28.index(dataset)]
+
+
+BUDGETS = {
+    "smoke": GANBudget(vanilla_epochs=2, cgan_epochs=1, train_subset=1024, vanilla_hidden=32, conv_width=8,
+                       conv_epochs=(1,), samples=200, progan_channels=8, progan_steps=(4, 4, 4, 4), progan_batch=8,
+                       progan_epochs_per_stage=2),
+    "cpu": GANBudget(vanilla_epochs=8, cgan_epochs=1),
+    # Sized from `make bench ARGS="--device cuda --profile gpu --batch-scale 4"` on one H100 (training
+    # images/s: conv GAN 4k at 64, 13-15k at 256; ProGAN 32x32 1.8k at 64, measured with the WGAN-GP ProGAN,
+    # which the hinge loss has since replaced - no second backward pass, so faster) for about 7 min of the
+    # notebook; not yet run on a GPU.
+    "gpu": GANBudget(vanilla_epochs=30, cgan_epochs=2, conv_epochs=(5,), batch_size=256, cgan_seeds=2, samples=10000,
+                     progan_channels=128, progan_steps=(600, 900, 1000, 1000), progan_batch=64,
+                     progan_epochs_per_stage=5),
+}

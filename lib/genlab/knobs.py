@@ -1,0 +1,33 @@
+"""What a budget field is as a notebook parameter: its default and valid range (`knob`).
+
+Kept apart from `config` so that each study's budget module can declare its fields and `config` can
+gather the budgets into profiles without an import cycle.
+"""
+from __future__ import annotations
+
+from dataclasses import field
+
+from genlab.errors import GenlabError
+
+
+def knob(default, *, min: float | None = None, choices: tuple | None = None, normalise=None,
+         per_dataset: tuple[str, ...] | None = None):
+    """A budget field with its valid range (default: integers >= 1, floats > 0); `normalise` maps a
+    user's spelling of a choice to the canonical one before it is checked; a tuple field `per_dataset`
+    holds one value for every dataset or one per dataset, in that order."""
+    return field(default=default, metadata={"min": min, "choices": choices, "normalise": normalise,
+                                            "per_dataset": per_dataset})
+
+
+def dataset_name(value: str) -> str:
+    """'Fashion-MNIST' -> 'fashion_mnist' (the data registry's aliases); other text is left as it is,
+    for the choices check to name what is valid."""
+    from genlab.data import canonical_name   # data imports nothing from here at import time
+
+    try:
+        return canonical_name(value)
+    except GenlabError:
+        return value
+
+
+DATASETS_28 = ("mnist", "fashion_mnist")   # the 28x28 grey datasets the flows, AEs and GANs use
