@@ -82,14 +82,23 @@ SPECS: dict[str, DatasetSpec] = {
 }
 
 
+# Other spellings of a registry key (after lower-casing and dropping "-" and "_", as `canonical_name` does).
+ALIASES = {"fmnist": "fashion_mnist", "cifar": "cifar10"}
+
+
 def canonical_name(name: str) -> str:
-    """'MNIST', 'Fashion-MNIST', 'fashionmnist', 'CIFAR-10' -> the registry key."""
-    key = str(name).lower().replace("-", "").replace("_", "")
-    aliases = {"mnist": "mnist", "fashionmnist": "fashion_mnist", "fmnist": "fashion_mnist",
-               "cifar10": "cifar10", "cifar": "cifar10"}
-    if key not in aliases:
-        raise GenlabError(f"unknown dataset {name!r}; known datasets: {', '.join(SPECS)}")
-    return aliases[key]
+    """'MNIST', 'Fashion-MNIST', 'fashionmnist', 'CIFAR-10' -> the registry key. Every key of `SPECS`
+    is found in any case and with or without '-' and '_', so a new dataset needs no alias."""
+    def squash(text: str) -> str:
+        return str(text).lower().replace("-", "").replace("_", "")
+
+    key = squash(name)
+    for spec_name in SPECS:
+        if squash(spec_name) == key:
+            return spec_name
+    if ALIASES.get(key) in SPECS:
+        return ALIASES[key]
+    raise GenlabError(f"unknown dataset {name!r}; known datasets: {', '.join(SPECS)}")
 
 
 def search_roots(root: str | os.PathLike | None = None) -> list[tuple[str, Path | None]]:

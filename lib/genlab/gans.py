@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from genlab import data as gdata
+from genlab.errors import GenlabError
 from genlab.train import TrainableModule
 
 
@@ -131,6 +132,9 @@ class VanillaGAN(AdversarialPair):
 
     @torch.no_grad()
     def sample(self, n, generator=None, labels=None):
+        """n uint8 images on the CPU."""
+        if labels is not None:
+            raise GenlabError(f"{type(self).__name__} is unconditional: sample() takes no labels")
         self.eval()
         return to_uint8(self.generator(self.noise(n, generator))).cpu()
 
@@ -284,7 +288,10 @@ class ConvGAN(TrainableModule):
 
     @torch.no_grad()
     def sample(self, n, generator=None, labels=None):
-        """n uint8 images on the CPU; conditional models take `labels` (default 0..classes-1 in turn)."""
+        """n uint8 images on the CPU; conditional models take `labels` (default 0..classes-1 in turn, or drawn
+        from `label_prior`), unconditional ones refuse them."""
+        if labels is not None and not self.cfg.classes:
+            raise GenlabError(f"{type(self).__name__} is unconditional: sample() takes no labels")
         self.eval()
         device = self.device
         if self.cfg.classes and labels is None:
