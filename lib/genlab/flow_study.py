@@ -15,8 +15,8 @@ import torch
 from genlab import data as gdata, experiment, plots
 from genlab.cache import json_memo, tensor_memo
 from genlab.config import Profile, config_dict, get_profile, replace
-from genlab.flow_budget import FlowBudget
 from genlab.dequantization import DequantizerConfig, VariationallyDequantizedRealNVP
+from genlab.flow_budget import FlowBudget
 from genlab.flows import LOG2, AffineCoupling, FlowConfig, MultiScaleFlow, RealNVP, Squeeze
 from genlab.metrics import Yardstick, yardstick
 from genlab.train import FitResult
