@@ -174,6 +174,23 @@ def test_estimates_use_the_last_build_unless_the_model_cache_is_empty(tmp_path):
     assert build.estimates(reports, "cpu", ["flows"], threads=2)[0]["flows"] == 120.0 / build.ONE_THREAD_SLOWDOWN
 
 
+def test_a_lane_expects_what_the_build_that_planned_it_expected(tmp_path, monkeypatch):
+    # The yardsticks are in the cache by the time a lane starts: a cold build's lane must not take the
+    # last (warm) build's minutes for its estimate.
+    from genlab import build
+    from genlab.paths import cache_dir
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "flows.json").write_text(json.dumps({"profile": "cpu", "started_at": "2026-11-26T00:00:00+00:00",
+                                                    "wall_time_s": 120.0, "headlines": []}))
+    (cache_dir() / "runs" / "classifier-mnist-0123").mkdir(parents=True)
+    monkeypatch.setenv(build.ESTIMATES_ENV, json.dumps({"flows": 4000.0, "autoencoders": 1300.0}))
+    expected, source = build.estimates(reports, "cpu", ["flows", "autoencoders"], threads=1)
+    assert expected == {"flows": 4000.0, "autoencoders": 1300.0} and "plan" in source
+    assert build.estimates(reports, "cpu", ["flows", "gans"], threads=2)[0]["flows"] == 120.0   # gans: not planned
+
+
 def test_lanes_put_the_longest_notebook_alone_and_keep_the_given_order_within_a_lane():
     expected = {"flows": 34.0, "autoencoders": 17.0, "gans": 52.0}
     assert build.plan_lanes(expected, 2) == [["gans"], ["flows", "autoencoders"]]

@@ -87,14 +87,22 @@ def _thread_factor(measured_threads: int, threads: int) -> float:
     return ONE_THREAD_SLOWDOWN if threads < measured_threads else 1 / ONE_THREAD_SLOWDOWN
 
 
+# A lane's expected seconds per notebook, set by the build that planned the lanes: by the time a lane
+# starts, the yardsticks are in the cache, so the lane itself could no longer tell a cold build from a warm one.
+ESTIMATES_ENV = "GENLAB_LANE_ESTIMATES"
+
+
 def estimates(reports: Path, profile: str, notebooks: list[str],
               threads: int | None = None) -> tuple[dict[str, float], str]:
     """Seconds each notebook is expected to take on `threads` CPU threads (default: this machine's
     cores), and where the numbers come from: the last build of the same profile here (its measured
     wall time), else - or when the model cache is empty, so that everything trains again - the
-    profile's table of cold times."""
+    profile's table of cold times. A lane takes the numbers its parent build planned with."""
     from genlab.paths import cache_dir
 
+    planned = json.loads(os.environ.get(ESTIMATES_ENV) or "{}")
+    if notebooks and all(name in planned for name in notebooks):
+        return {name: float(planned[name]) for name in notebooks}, "the plan of the build that started this lane"
     threads = threads or os.cpu_count() or 1
     cold = not any((cache_dir() / "runs").glob("*"))
     out, measured = {}, 0
@@ -609,7 +617,8 @@ def build_in_lanes(args, jobs: int, out: Path, pdf: bool) -> int:
     # Every notebook measures with the yardsticks from its first section on: train the ones that several
     # lanes use once, with every thread, before the lanes start.
     prepare_yardsticks(shared_datasets(lanes), args.profile)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           ESTIMATES_ENV: json.dumps(expected)}
     procs = []
     for lane in lanes:
         cmd = [sys.executable, "-m", "genlab.build", "--profile", args.profile, "--notebooks", *lane,
