@@ -49,11 +49,11 @@ TITLES = {"flows": "Normalizing flows (RealNVP)",
 
 
 # Minutes a cold build of each notebook took (README); used until a build of this profile has run here.
-# cpu: measured in the lanes of a cold build on 2 AMD EPYC cores (bf16, one thread each, 2026-11-27),
-# without the yardstick classifiers (MNIST, Fashion-MNIST: 1.6 + 2.7 min on two threads before the lanes;
-# CIFAR-10: 16 min in the GANs lane, see `shared_datasets`): flows 74.5, autoencoders 22.4, GANs 93.2 - 16.
+# cpu: measured in the lanes of a cold build on 2 AMD EPYC cores (bf16, one thread each, 2026-11-27), without
+# the yardstick classifiers that train before the lanes (MNIST, Fashion-MNIST: 5.3 min on two threads), with
+# the one that trains in its lane (CIFAR-10's, about 15 min of the GANs notebook; see `shared_datasets`).
 ESTIMATE_MIN = {"smoke": {"flows": 0.4, "autoencoders": 0.4, "gans": 0.5},
-                "cpu": {"flows": 74.5, "autoencoders": 22.4, "gans": 77},
+                "cpu": {"flows": 72.2, "autoencoders": 21.7, "gans": 92.1},
                 "gpu": {"flows": 7, "autoencoders": 7, "gans": 7}}
 
 
@@ -202,8 +202,8 @@ def shared_datasets(lanes: list[list[str]]) -> list[str]:
     """The datasets whose yardstick classifier more than one lane measures with. Those train before the
     lanes start, with every thread, or two lanes would train the same classifier side by side; one that
     a single lane needs trains in that lane, beside the other lanes' work. (CIFAR-10's, in the GANs lane:
-    7.6 min on two threads before the lanes, 16 min on one thread in the lane; measured in a cold build
-    on 2 AMD EPYC cores, the GANs lane took 93.2 min and the flows + autoencoders lane 96.9.)"""
+    7.6 min on two threads before the lanes, about 15 min on one thread in the lane; measured in a cold
+    build on 2 AMD EPYC cores, the GANs lane took 92.1 min and the flows + autoencoders lane 93.9.)"""
     needed = [d for lane in lanes for d in needed_datasets(lane)]
     return [d for d in dict.fromkeys(needed) if needed.count(d) > 1]
 
