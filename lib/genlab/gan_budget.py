@@ -49,6 +49,7 @@ class GANBudget:
     # Width does not buy what steps buy at 32 px. Measured in one cpu run each (AMD EPYC, one thread, FID by stage):
     # the 32-px blocks with c channels instead of c/2: 470, 431, 371, 241 (88x the floor) with 11.9 min for the last
     # stage, against 470, 412, 380, 247 (90x) in 9.2 min; 3600 steps at the usual width instead gave 196 (72x).
+    # 2c at 16 px and c at 32 px: 465, 442, 386, 245 (90x), the last stage 19.2 min.
     progan_lr: float = 1e-3                   # G and D, as the conv GAN's
     # Optimiser steps per stage (4, 8, 16, 32 px). Measured on CIFAR-10 (AMD EPYC, one thread, batch 64), FID by
     # stage: (1000, 1500, 2000, 1000) steps 479, 416, 268, 232 in 14.4 min; (500, 1000, 1500, 1500) 470, 447, 413,
