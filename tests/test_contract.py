@@ -32,7 +32,10 @@ def models():
     yield "ProGAN", ProGAN(ProGANStage(cfg, 1, 10)), (3, 8, 8), False
 
 
-@pytest.mark.parametrize("name,model,shape,conditional", list(models()), ids=[m[0] for m in models()])
+MODELS = list(models())
+
+
+@pytest.mark.parametrize("name,model,shape,conditional", MODELS, ids=[m[0] for m in MODELS])
 def test_every_model_samples_uint8_cpu_images_with_one_signature(name, model, shape, conditional):
     assert list(inspect.signature(model.sample).parameters)[:3] == ["n", "generator", "labels"]
     a = model.sample(5, generator=torch.Generator().manual_seed(0))

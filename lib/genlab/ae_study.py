@@ -520,8 +520,6 @@ def beta_text(results: BetaResults) -> list[str]:
 
 # --- discussion ----------------------------------------------------------------------------
 
-
-
 def discussion(sweep: LatentSweep, vae: VAEResults, fvae: FVAEResults, betas: BetaResults,
                profile: str | Profile) -> str:
     """The discussion, every number read from the results above."""
