@@ -6,7 +6,6 @@ import torch
 
 from genlab import GenlabError, data
 from genlab.errors import DatasetNotFound
-from genlab.paths import REPO_ROOT
 
 REAL_ROOT = data.find_root("mnist")
 

@@ -7,7 +7,7 @@ from torch import nn
 
 from genlab import GenlabError
 from genlab.precision import resolve
-from genlab.train import EMA, TrainableModule, fit
+from genlab.train import EMA, fit
 from toy import Toy, ToyConfig, run
 
 

@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch.autograd.functional import jacobian
 
-from genlab import flows
 from genlab.flows import (ActNorm, AffineCoupling, Chain, FlowConfig, Invertible1x1Conv, Logit, MultiScaleFlow,
                           RealNVP, Squeeze, UniformDequantization)
 

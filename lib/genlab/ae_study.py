@@ -19,6 +19,7 @@ import torch
 from torch.nn import functional as F
 
 from genlab import data as gdata, experiment, plots
+from genlab.batched import batches, map_batches
 from genlab.cache import json_memo
 from genlab.attributes import ATTRIBUTES, attributes
 from genlab.autoencoders import AEConfig, AutoEncoder, kl_standard_normal
@@ -80,8 +81,7 @@ def _evaluate(run: AERun, images: torch.Tensor, k: int) -> dict[str, float]:
     sums: dict[str, float] = {}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        for i in range(0, len(images), 500):
-            x = images[i:i + 500].to(device)
+        for x in batches(images, size=500, device=device):
             t = model.elbo_terms(x)
             mu, _ = model.posterior(x)
             probs = torch.sigmoid(model.decoder(mu))
@@ -100,7 +100,7 @@ def _evaluate(run: AERun, images: torch.Tensor, k: int) -> dict[str, float]:
 def codes(model: AutoEncoder, images: torch.Tensor) -> torch.Tensor:
     """Posterior means (AE: codes) of `images`, on the CPU."""
     model.eval()
-    return torch.cat([model.posterior(images[i:i + 1000])[0].cpu() for i in range(0, len(images), 1000)])
+    return map_batches(lambda x: model.posterior(x)[0], images, size=1000)
 
 
 def linear_probe(train_x, train_y, test_x, test_y, steps: int = 100) -> float:

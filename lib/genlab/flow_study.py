@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from genlab import data as gdata, experiment, plots
+from genlab.batched import batches
 from genlab.cache import json_memo, tensor_memo
 from genlab.config import Profile, config_dict, get_profile, replace
 from genlab.dequantization import DequantizerConfig, VariationallyDequantizedRealNVP
@@ -67,11 +68,9 @@ def model_config(ds: gdata.Dataset, budget: FlowBudget, **overrides) -> FlowConf
 def bits_per_dim(model: RealNVP, images: torch.Tensor, seed: int = 0, batch_size: int = 500) -> float:
     """Mean bits/dim of uint8 `images`, with seeded dequantisation noise."""
     model.eval()
-    total = 0.0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for i in range(0, len(images), batch_size):
-            total += model.bits_per_dim(images[i:i + batch_size]).sum().item()
+        total = sum(model.bits_per_dim(x).sum().item() for x in batches(images, size=batch_size))
     return total / len(images)
 
 

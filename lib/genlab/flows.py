@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from genlab.batched import map_batches
 from genlab.errors import GenlabError
 from genlab.train import TrainableModule
 
@@ -432,7 +433,7 @@ class RealNVP(TrainableModule):
         if labels is not None:
             raise GenlabError(f"{type(self).__name__} is unconditional: sample() takes no labels")
         z = torch.randn(n, self.dims, generator=generator) * temperature
-        return torch.cat([self.decode(chunk).cpu() for chunk in z.split(500)])
+        return map_batches(self.decode, z, size=500)
 
     # --- training ------------------------------------------------------------------
     def configure_optimizers(self):

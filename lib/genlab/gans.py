@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from genlab import data as gdata
+from genlab.batched import map_batches
 from genlab.errors import GenlabError
 from genlab.train import TrainableModule
 
@@ -298,6 +299,6 @@ class ConvGAN(TrainableModule):
             labels = (torch.arange(n) % self.cfg.classes if self.label_prior is None else
                       torch.multinomial(self.label_prior, n, replacement=True, generator=generator))
         y = labels.to(device) if self.cfg.classes else None
-        out = [self.generator(self.noise(len(z_idx), generator), None if y is None else y[z_idx])
-               for z_idx in torch.arange(n).split(1000)]
-        return to_uint8(torch.cat(out)).contiguous().cpu()
+        out = map_batches(lambda idx: self.generator(self.noise(len(idx), generator), None if y is None else y[idx]),
+                          torch.arange(n), size=1000, cpu=False)
+        return to_uint8(out).contiguous().cpu()

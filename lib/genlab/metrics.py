@@ -17,6 +17,7 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from genlab import data as gdata
+from genlab.batched import batches, map_batches
 from genlab.cache import json_memo, tensor_memo
 from genlab.config import Profile, get_profile
 
@@ -37,8 +38,7 @@ class FeatureExtractor(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.model.eval()
-        return torch.cat([self.model.features(x[i:i + self.batch_size])
-                          for i in range(0, len(x), self.batch_size)]).double()
+        return map_batches(self.model.features, x, size=self.batch_size, cpu=False).double()
 
 
 class GivenFeatures(nn.Module):
@@ -62,10 +62,10 @@ def new_fid(extractor: nn.Module) -> FrechetInceptionDistance:
 def fid(real: torch.Tensor, fake: torch.Tensor, extractor: nn.Module, batch_size: int = 1000) -> float:
     """FID between two image sets (uint8 or float in [0, 1]) on `extractor`'s features."""
     metric = new_fid(extractor).to(next(extractor.parameters(), torch.zeros(0)).device)
-    for i in range(0, len(real), batch_size):
-        metric.update(gdata.to_float(real[i:i + batch_size]), real=True)
-    for i in range(0, len(fake), batch_size):
-        metric.update(gdata.to_float(fake[i:i + batch_size]), real=False)
+    for x in batches(real, size=batch_size):
+        metric.update(gdata.to_float(x), real=True)
+    for x in batches(fake, size=batch_size):
+        metric.update(gdata.to_float(x), real=False)
     return float(metric.compute())
 
 
@@ -136,8 +136,8 @@ class Yardstick:
         return f"{self.fit_result.run_dir.name}+ref{self.n_reference}"
 
     def _reference_stats(self, n_ref: int) -> dict[str, torch.Tensor]:
-        for i in range(0, n_ref, 2000):
-            self._fid.update(self.features(self.dataset.x_train[i:min(i + 2000, n_ref)]), real=True)
+        for x in batches(self.dataset.x_train[:n_ref], size=2000):
+            self._fid.update(self.features(x), real=True)
         return {name: getattr(self._fid, name) for name in _REAL_STATES}
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
