@@ -49,6 +49,10 @@ class Classifier(TrainableModule):
     `features(x)` is that 4*width-dimensional penultimate representation.
     Inputs are uint8 or float images in [0, 1]; normalisation happens inside.
     """
+    # NHWC convolutions (make bench, AMD EPYC, 2 threads): the MNIST classifier's training ran 1.50x eager
+    # float32 in bf16 alone and 2.16x with channels_last; CIFAR-10's, one thread at batch 256, 757 -> 1042
+    # images/s. Its features then feed every FID, so this is paid back on every sample set measured too.
+    channels_last = True
 
     def __init__(self, cfg: ClassifierConfig, total_steps: int = 1):
         super().__init__()
