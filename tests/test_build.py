@@ -4,7 +4,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from genlab import GenlabError, build
+from genlab import GenlabError, build, config
 
 
 def tiny_notebook(path, body):
@@ -14,6 +14,17 @@ def tiny_notebook(path, body):
     nb.cells = [params, new_code_cell(body)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
+
+
+def test_a_per_dataset_parameter_reaches_the_notebook_as_values():
+    from papermill.translators import PythonTranslator
+
+    params = build.papermill_params(build.parse_params(["epochs=5,8", "temperatures=0.7", "name=x"]))
+    cell = {}
+    exec(PythonTranslator.codify(params), cell)
+    assert cell["epochs"] == [5, 8] and cell["temperatures"] == 0.7 and cell["name"] == "x"
+    profile, _ = config.apply_params("cpu", "flows", {"epochs": cell["epochs"]})
+    assert profile.flows.epochs == (5, 8)
 
 
 def test_parse_params_reads_literals():

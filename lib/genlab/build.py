@@ -170,6 +170,13 @@ def parse_params(pairs: list[str]) -> dict:
     return params
 
 
+def papermill_params(params: dict) -> dict:
+    """Parameters as papermill can write them into the notebook: it writes a list as a list but a tuple as
+    the string of its repr, which the notebook then cannot read (`-p epochs=5,8` failed in the notebook
+    with "must be a whole number, got '(5'")."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+
+
 def check_params(notebook: Path, params: dict, profile: str = DEFAULT_PROFILE) -> dict:
     """Every parameter must be one the notebook takes, of the right type and range (the
     same check the notebook's Report makes). Returns the parameters that change something."""
@@ -279,7 +286,7 @@ def build_notebook(name: str, profile: str, params: dict, reports: Path, pdf: bo
             executed = staging / f"{name}.ipynb"
             try:
                 papermill.execute_notebook(
-                    str(source), str(executed), parameters={"profile": profile, **params},
+                    str(source), str(executed), parameters={"profile": profile, **papermill_params(params)},
                     kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False,
                     request_save_on_cell_execute=False, kernel_manager_class=_ipc_kernel_manager(sockets),
                 )
