@@ -52,6 +52,8 @@ TITLES = {"flows": "Normalizing flows (RealNVP)",
 # cpu: measured in the lanes of a cold build on 2 AMD EPYC cores (bf16, one thread each, 2026-11-27), without
 # the yardstick classifiers that train before the lanes (MNIST, Fashion-MNIST: 5.3 min on two threads), with
 # the one that trains in its lane (CIFAR-10's, about 15 min of the GANs notebook; see `shared_datasets`).
+# Kept from the slower of the two EPYC models measured: on CPU family 26 (later that day, classifiers in
+# channels_last) the lanes took flows 43.0, autoencoders 17.4, gans 53.0 min (yardsticks 1.7).
 ESTIMATE_MIN = {"smoke": {"flows": 0.4, "autoencoders": 0.4, "gans": 0.5},
                 "cpu": {"flows": 72.2, "autoencoders": 21.7, "gans": 92.1},
                 "gpu": {"flows": 7, "autoencoders": 7, "gans": 7}}
