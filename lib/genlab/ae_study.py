@@ -11,6 +11,7 @@ headline numbers) and a `*_text` that narrates it from the dataclass's fields.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,7 @@ from genlab.cache import json_memo
 from genlab.attributes import ATTRIBUTES, attributes
 from genlab.autoencoders import AEConfig, AutoEncoder, kl_standard_normal
 from genlab.config import Profile, config_dict, get_profile, replace
+from genlab.latents import interpolate
 from genlab.notebook import SMOKE_NOTE
 from genlab.train import FitResult
 
@@ -300,11 +302,8 @@ def show_vae(report, results: VAEResults, sweep: LatentSweep) -> None:
         report.grid(f"vae_samples_{ds_name}", vae.sample(30, generator=g),
                     f"{ds.title}: VAE samples (decoder means of z ~ N(0, I))", nrow=10,
                     config={"dataset": ds_name, "vae": config_dict(vae.cfg), "seed": report.profile.seed})
-        rows = []
-        for model in (ae.model, vae):
-            za, zb = codes(model, ds.x_test[10:13]), codes(model, ds.x_test[13:16])
-            w = torch.linspace(0, 1, 10)[None, :, None]
-            rows.append(model.decode_mean(((1 - w) * za[:, None] + w * zb[:, None]).flatten(0, 1)).cpu())
+        rows = [interpolate(functools.partial(codes, model), model.decode_mean, ds.x_test[10:13], ds.x_test[13:16], 10)
+                for model in (ae.model, vae)]
         report.grid(f"interpolations_{ds_name}", torch.cat(rows),
                     f"{ds.title}: interpolation between test images: AE (top 3 rows), VAE (bottom 3)", nrow=10,
                     config={"dataset": ds_name, "from": [10, 11, 12], "to": [13, 14, 15]})

@@ -19,6 +19,7 @@ from genlab.config import Profile, config_dict, get_profile, replace
 from genlab.dequantization import DequantizerConfig, VariationallyDequantizedRealNVP
 from genlab.flow_budget import FlowBudget
 from genlab.flows import LOG2, AffineCoupling, FlowConfig, MultiScaleFlow, RealNVP, Squeeze
+from genlab.latents import interpolate
 from genlab.metrics import Yardstick, yardstick
 from genlab.train import FitResult
 
@@ -211,10 +212,7 @@ def temperature_study(run: FlowRun, ys: Yardstick, temperatures, n: int, seed: i
 @torch.no_grad()
 def interpolations(model: RealNVP, a: torch.Tensor, b: torch.Tensor, steps: int = 8) -> torch.Tensor:
     """Rows of images from a to b: encode both, interpolate linearly in z, decode."""
-    za, zb = model.encode(a), model.encode(b)
-    w = torch.linspace(0, 1, steps, device=za.device)[None, :, None]
-    z = (1 - w) * za[:, None] + w * zb[:, None]
-    return model.decode(z.flatten(0, 1)).cpu()
+    return interpolate(model.encode, model.decode, a, b, steps)
 
 
 def first_step_gradients(cfg: FlowConfig, images: torch.Tensor, batch_size: int,
