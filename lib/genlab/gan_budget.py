@@ -61,6 +61,8 @@ class GANBudget:
     # fell by 1 % in one build and rose in another (412, 458 after 417, 412 at 8x8); with 2000 steps at 16x16
     # its FID over the stage's history points went 507, 474, 392, 356 (still falling), then 32x32 224
     # (one thread, 16.8 min of training; the 16-px stage 6.3 min of it).
+    # (All of the above with one 3x3 conv per generator block; with two, since 2026-11-27, the same steps give
+    # 470, 384, 346, 184: see progan.GrowingGenerator. Where the steps pay has not been measured again.)
     progan_steps: tuple[int, ...] = (500, 800, 2000, 1800)
     progan_batch: int = 64
     # Decay of the EMA of ProGAN's weights, which its samples come from. The loop's warm-up (decay min(d, t/(t+10))
