@@ -144,7 +144,7 @@ def test_a_train_step_moves_both_networks_and_d_learns_to_score_real_above_fake(
                   for name, net in (("G", model.generator), ("D", model.discriminator))}
         m = model.train_step(batch, opts)
         for name, net in (("G", model.generator), ("D", model.discriminator)):
-            moved = sum(float((p - q).abs().sum()) for p, q in zip(net.parameters(), before[name]))
+            moved = sum(float((p.detach() - q).abs().sum()) for p, q in zip(net.parameters(), before[name]))
             assert moved > 0, f"{type(model).__name__}: one train_step left {name} unchanged"
         for _ in range(20):
             m = model.train_step(batch, opts)
