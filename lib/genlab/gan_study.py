@@ -785,7 +785,7 @@ def hyperparameter_table(profile: str | Profile) -> pd.DataFrame:
         {"model": "ProGAN", "architecture": "the conv GAN's blocks, grown: resolutions "
                                             f"{'→'.join(map(str, pg.resolutions[:len(b.progan_steps)]))}, "
                                             f"{'/'.join(str(pg.width(i)) for i in range(len(pg.resolutions)))} "
-                                            "channels; per stage G upsamples (nearest, 3×3 conv), D a strided conv",
+                                            "channels; per stage G upsamples (nearest, two 3×3 convs), D a strided conv",
          "loss": f"as the conv GAN (mode seeking {pg.gan.mode_seeking:g}"
                  + (f"; {pg.gan.classes} k-means clusters of CIFAR-10's pixels)" if pg.gan.classes else ")"),
          "stabilisers": f"fade-in of each new block, spectral norm in D, EMA of G ({pg.gan.ema}), batch norm in G",
