@@ -70,10 +70,10 @@ BUDGETS = {
     # The last is the cheapest and draws the best samples; three of its epochs take what two took before.
     # MNIST test bits/dim (target 1.10) by epochs: 3 -> 1.115, 4 -> 1.1035, 5 -> 1.099 (best-T FID 81 -> 62);
     # Fashion-MNIST 2.983 at 3 (target 3.00). So MNIST trains 5 epochs (23.8 min on two threads) and
-    # Fashion-MNIST 3 (5 since 2026-11-27: below). Depth where it is cheap does not pay as well: 6 couplings per mask at the 7-px levels
-    # instead of 4, one epoch, 1.174 bits/dim and FID 131 against 1.178 and 132, in 1.17x the time (the
-    # coupling convolutions run at ~190 GFLOP/s, near this CPU's bf16 conv rate: the budget is compute,
-    # not overhead).
+    # Fashion-MNIST 3 (5 since 2026-11-27: below). Depth where it is cheap does not pay as well: 6 couplings
+    # per mask at the 7-px levels instead of 4, one epoch, 1.174 bits/dim and FID 131 against 1.178 and 132,
+    # in 1.17x the time (the coupling convolutions run at ~190 GFLOP/s, near this CPU's bf16 conv rate: the
+    # budget is compute, not overhead).
     # Fashion-MNIST by epochs (AMD EPYC family 26, one thread, ~3.7 min an epoch; FID at the best T, always T = 1,
     # against the channels_last yardstick's floor of 1.07; share of samples with confidence >= 0.9):
     #   3 epochs  2.983 bits/dim  FID 75.0 (70x)  51%
