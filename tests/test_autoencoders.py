@@ -93,3 +93,23 @@ def test_every_kind_trains_on_a_batch():
         for _ in range(15):
             last = model.train_step((x,), opt)["loss"]
         assert last < 0.85 * first, cfg
+
+
+def test_kl_weight_rises_linearly_over_the_warmup_and_only_while_training():
+    x = (torch.rand(16, 1, 28, 28) < 0.2).to(torch.uint8) * 255
+    model = AutoEncoder(AEConfig(beta=2.0, kl_warmup=4))
+    for step in range(6):
+        loss, m = model.loss((x,))
+        weight = 2.0 * min(1.0, (step + 1) / 4)
+        assert torch.allclose(loss, m["recon"] + weight * m["kl"], rtol=1e-5), step
+    assert int(model.steps) == 6 and "steps" in model.state_dict()   # a resumed run continues the ramp
+    model.eval()
+    loss, m = model.loss((x,))
+    assert torch.allclose(loss, m["recon"] + 2.0 * m["kl"], rtol=1e-5) and int(model.steps) == 6
+
+
+def test_without_warmup_the_loss_is_the_beta_elbo_from_the_first_step():
+    x = (torch.rand(16, 1, 28, 28) < 0.2).to(torch.uint8) * 255
+    model = AutoEncoder(AEConfig(beta=4.0, kl_warmup=0))
+    loss, m = model.loss((x,))
+    assert torch.allclose(loss, m["recon"] + 4.0 * m["kl"], rtol=1e-5)

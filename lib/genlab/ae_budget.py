@@ -21,6 +21,7 @@ class AEBudget:
     val_images: int = 2000             # test images scored after every epoch
     batch_size: int = 128
     lr: float = 1e-3
+    kl_warmup: int = knob(500, min=0)  # VAE steps over which the KL weight rises to beta (AEConfig says why)
     width: int = 32
     latents: tuple[int, ...] = (2, 16, 64)
     vae_latent: int = 16
@@ -35,8 +36,11 @@ BUDGETS = {
     "smoke": AEBudget(ae_epochs=1, vae_epochs=1, train_subset=1024, val_images=200, width=8, latents=(2, 8),
                       vae_latent=4, flow_steps=(2,), seeds=2, betas=(1.0, 4.0), iwae_k=10, eval_images=200),
     "cpu": AEBudget(ae_epochs=2, vae_epochs=3),
-    # Sized from `make bench ARGS="--device cuda --profile gpu --batch-scale 4"` on one H100 (training
-    # images/s: VAE 22k at batch 128, 100k at 512) for about 7 min of the notebook; not yet run on a GPU.
-    "gpu": AEBudget(ae_epochs=20, vae_epochs=20, batch_size=512, lr=2e-3, width=64, vae_latent=32,
-                    seeds=3, betas=(1.0, 2.0, 4.0, 8.0), iwae_k=1000, eval_images=5000),
+    # Run on one H200 (2026-11-27, torch 2.11, bf16; beside the flows notebook on the same GPU): a training step
+    # takes about the same time at any batch up to 2048 (VAE 7.1 ms at 512, 8.2 at 2048: kernel launches, not
+    # arithmetic, set the pace), and the notebook's 6 AEs took 15 s each for 20 epochs, its VAEs 20-55 s (f-VAE
+    # K=8 the slowest). At 20 epochs and 3 seeds it would have run ~11 min; 15 epochs and 2 seeds are ~6 min by
+    # those timings (not yet a measured build). Without the KL warm-up every MNIST VAE of that run collapsed.
+    "gpu": AEBudget(ae_epochs=15, vae_epochs=15, batch_size=512, lr=2e-3, width=64, vae_latent=32,
+                    seeds=2, betas=(1.0, 2.0, 4.0, 8.0), iwae_k=1000, eval_images=5000),
 }

@@ -59,7 +59,8 @@ def train(dataset: str, profile: str | Profile, *, seed: int | None = None, **ov
     profile = get_profile(profile)
     b = profile.autoencoders
     ds = gdata.load(dataset)
-    cfg = replace(AEConfig(width=b.width, latent=b.vae_latent, lr=b.lr, image_shape=tuple(ds.shape)), **overrides)
+    cfg = replace(AEConfig(width=b.width, latent=b.vae_latent, lr=b.lr, kl_warmup=b.kl_warmup,
+                           image_shape=tuple(ds.shape)), **overrides)
     seed = profile.seed if seed is None else seed
     result = experiment.train_on(cfg.kind, lambda: AutoEncoder(cfg), cfg, ds, profile,
                                  epochs=b.ae_epochs if cfg.kind == "ae" else b.vae_epochs, batch_size=b.batch_size,

@@ -38,6 +38,11 @@ class AEConfig:
     hidden: int = 256                 # fully connected layer between convs and code
     likelihood: str = "bernoulli"     # "bernoulli" (binarised) or "bce_grey"
     beta: float = 1.0
+    # Steps over which the KL weight rises linearly from 0 to beta (KL annealing, Bowman et al. 2016). Without it
+    # a VAE at batch 512 (the gpu profile) sat at the mean image for all of its 20 epochs (MNIST reconstruction
+    # 199 nats, KL 0: posterior collapse); with 500 steps it left that plateau in its second epoch. At batch 128
+    # (the cpu profile) the VAE escapes either way, and its -ELBO after 3 epochs was the same (107.8 vs 108.6).
+    kl_warmup: int = 500
     flow_steps: int = 0               # K affine couplings in the posterior (f-VAE); 0 = plain VAE
     flow_hidden: int = 64
     lr: float = 1e-3
@@ -118,6 +123,8 @@ class AutoEncoder(TrainableModule):
         self.encoder = Encoder(cfg, cfg.latent if cfg.kind == "ae" else 2 * cfg.latent)
         self.decoder = Decoder(cfg)
         self.flow = FlowPosterior(cfg.latent, cfg.flow_steps, cfg.flow_hidden) if cfg.flow_steps else None
+        # Training steps taken, for the KL warm-up; a buffer, so a resumed run continues the ramp.
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
     # --- data ---------------------------------------------------------------------
     def targets(self, x: torch.Tensor) -> torch.Tensor:
@@ -171,7 +178,12 @@ class AutoEncoder(TrainableModule):
     def loss(self, batch):
         t = self.elbo_terms(batch[0])
         recon, kl = t["recon"].mean(), t["kl"].mean()
-        loss = recon + self.cfg.beta * kl
+        weight = self.cfg.beta
+        if self.training and self.cfg.kl_warmup:
+            # Tensor arithmetic on the step counter: no host sync per step.
+            weight = weight * ((self.steps + 1).float() / self.cfg.kl_warmup).clamp(max=1.0)
+            self.steps += 1
+        loss = recon + weight * kl
         return loss, {"recon": recon.detach(), "kl": kl.detach(), "neg_elbo": (recon + kl).detach()}
 
     def configure_optimizers(self):
