@@ -72,6 +72,18 @@ def test_actnorm_initialises_from_data_and_is_invertible():
     check(layer.eval(), X44)
 
 
+def test_actnorm_initialises_once_and_again_after_loading_an_uninitialised_state():
+    layer = ActNorm(4).double().train()
+    fresh = {k: v.clone() for k, v in layer.state_dict().items()}
+    layer(X44 * 3 + 1)
+    bias = layer.bias.detach().clone()
+    layer(X44 * 5 - 2)                      # a second batch must not re-initialise
+    assert torch.equal(layer.bias.detach(), bias)
+    layer.load_state_dict(fresh)            # as a resumed run that stopped before its first step would
+    y, _ = layer(X44 * 5 - 2)
+    assert torch.allclose(y.mean((0, 2, 3)), torch.zeros(4, dtype=y.dtype), atol=1e-6)
+
+
 def test_squeeze_and_logit():
     check(Squeeze(), X44)
     check(Logit(alpha=0.05), torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(3)))

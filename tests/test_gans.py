@@ -56,6 +56,8 @@ def test_alpha_rises_over_the_first_half_of_a_stage_and_is_restored_on_load():
     clone = ProGAN(ProGANStage(CFG, 1, 8))
     clone.load_state_dict(model.state_dict())
     assert clone.alpha == 1.0 and int(clone.step) == 6
+    model.load_state_dict(ProGAN(ProGANStage(CFG, 1, 8)).state_dict())   # back to step 0: the host count follows
+    assert model.alpha == 0.25 and model.train_step((x,), opts)["alpha"] == 0.25
 
 
 def test_feature_matching_loss_is_zero_for_identical_batches_and_positive_otherwise():

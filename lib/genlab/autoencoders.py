@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from genlab import data as gdata
 from genlab.errors import GenlabError
 from genlab.flows import AffineCoupling, Chain
-from genlab.train import TrainableModule
+from genlab.train import TrainableModule, adam
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -187,7 +187,7 @@ class AutoEncoder(TrainableModule):
         return loss, {"recon": recon.detach(), "kl": kl.detach(), "neg_elbo": (recon + kl).detach()}
 
     def configure_optimizers(self):
-        return {"adam": torch.optim.Adam(self.parameters(), lr=self.cfg.lr)}
+        return {"adam": adam(self.parameters(), lr=self.cfg.lr)}
 
     # --- evaluation ---------------------------------------------------------------
     @torch.no_grad()

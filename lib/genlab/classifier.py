@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from genlab import data as gdata
 from genlab import experiment
 from genlab.config import ClassifierBudget, Profile, get_profile
-from genlab.train import FitResult, TrainableModule
+from genlab.train import FitResult, TrainableModule, adam
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class Classifier(TrainableModule):
 
     # --- training -------------------------------------------------------------------
     def configure_optimizers(self):
-        return {"adam": torch.optim.AdamW(self.parameters(), lr=self.cfg.lr, weight_decay=5e-4)}
+        return {"adam": adam(self.parameters(), lr=self.cfg.lr, weight_decay=5e-4, decoupled=True)}
 
     def configure_schedulers(self, optimizers, total_steps):
         # One-cycle: a short warm-up then annealing - reaches a good accuracy in few epochs.

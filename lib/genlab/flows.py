@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from genlab.batched import map_batches
 from genlab.errors import GenlabError
-from genlab.train import TrainableModule
+from genlab.train import TrainableModule, adam
 
 LOG2 = math.log(2.0)
 
@@ -133,6 +133,9 @@ class ActNorm(Transform):
         self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
         self.log_scale = nn.Parameter(torch.zeros(1, channels, 1, 1))
         self.register_buffer("initialized", torch.tensor(False))
+        # The buffer, read on the host once and then remembered: reading it at every forward would wait
+        # for the GPU once per ActNorm per step. A state_dict load may change it, so loading forgets.
+        self._known_initialized = False
 
     @torch.no_grad()
     def _init(self, x):
@@ -142,9 +145,15 @@ class ActNorm(Transform):
         self.log_scale.copy_(-torch.log(std + 1e-6))
         self.initialized.fill_(True)
 
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._known_initialized = False
+        super()._load_from_state_dict(*args, **kwargs)
+
     def forward(self, x):
-        if self.training and not self.initialized:
-            self._init(x)
+        if self.training and not self._known_initialized:
+            if not self.initialized:
+                self._init(x)
+            self._known_initialized = True
         hw = x.shape[2] * x.shape[3]
         return (x + self.bias) * torch.exp(self.log_scale), self.log_scale.sum().expand(x.shape[0]) * hw
 
@@ -437,8 +446,7 @@ class RealNVP(TrainableModule):
 
     # --- training ------------------------------------------------------------------
     def configure_optimizers(self):
-        return {"adam": torch.optim.Adam(self.parameters(), lr=self.cfg.lr,
-                                         weight_decay=self.cfg.weight_decay)}
+        return {"adam": adam(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)}
 
     def configure_schedulers(self, optimizers, total_steps):
         # Linear warm-up (a flow's first steps see wild gradients), then cosine decay.

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from genlab import data as gdata
 from genlab.batched import map_batches
 from genlab.errors import GenlabError
-from genlab.train import TrainableModule
+from genlab.train import TrainableModule, adam
 
 
 def to_signed(x: torch.Tensor) -> torch.Tensor:
@@ -79,8 +79,8 @@ class AdversarialPair(TrainableModule):
 
     def configure_optimizers(self):
         b = (self.cfg.beta1, 0.999)
-        return {"g": torch.optim.Adam(self.generator.parameters(), self.cfg.lr_g, betas=b),
-                "d": torch.optim.Adam(self.discriminator.parameters(), self.cfg.lr_d, betas=b)}
+        return {"g": adam(self.generator.parameters(), self.cfg.lr_g, betas=b),
+                "d": adam(self.discriminator.parameters(), self.cfg.lr_d, betas=b)}
 
     def noise(self, n, generator=None):
         return torch.randn(n, self.cfg.noise, generator=generator).to(self.device)
@@ -242,8 +242,8 @@ class ConvGAN(TrainableModule):
         self.discriminator = ConvDiscriminator(cfg)
 
     def configure_optimizers(self):
-        return {"g": torch.optim.Adam(self.generator.parameters(), self.cfg.lr_g, betas=self.cfg.betas),
-                "d": torch.optim.Adam(self.discriminator.parameters(), self.cfg.lr_d, betas=self.cfg.betas)}
+        return {"g": adam(self.generator.parameters(), self.cfg.lr_g, betas=self.cfg.betas),
+                "d": adam(self.discriminator.parameters(), self.cfg.lr_d, betas=self.cfg.betas)}
 
     def noise(self, n, generator=None):
         return torch.randn(n, self.cfg.noise, generator=generator).to(self.device)

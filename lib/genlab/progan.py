@@ -137,6 +137,9 @@ class ProGAN(ConvGAN):
         self.base = cfg.base
         self.stage = cfg.stage
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        # The step counter as the host knows it: reading the buffer at every step would wait for the GPU.
+        # Read once after construction or a state_dict load (a resumed run), then counted here too.
+        self._host_step: int | None = None
 
     def grow_from(self, previous: "ProGAN") -> "ProGAN":
         """Start this stage from the previous stage's weights: every block exists at every stage,
@@ -146,11 +149,20 @@ class ProGAN(ConvGAN):
         self.load_state_dict(state, strict=True)
         return self
 
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._host_step = None
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def _steps_taken(self) -> int:
+        if self._host_step is None:
+            self._host_step = int(self.step)
+        return self._host_step
+
     @property
     def alpha(self) -> float:
         if self.stage == 0:
             return 1.0
-        return min(1.0, (int(self.step) + 1) / max(1, self.stage_cfg.steps // 2))
+        return min(1.0, (self._steps_taken() + 1) / max(1, self.stage_cfg.steps // 2))
 
     @property
     def resolution(self) -> int:
@@ -174,6 +186,7 @@ class ProGAN(ConvGAN):
         # Floats in [0, 1] pass through the conv GAN's uint8 -> [-1, 1] scaling unchanged.
         out = super().train_step((self.real_at_stage(gdata.to_float(batch[0])), *batch[1:]), opt)
         self.step += 1
+        self._host_step = self._steps_taken() + 1
         return {**out, "alpha": a}
 
     @torch.no_grad()
