@@ -63,6 +63,12 @@ class GANBudget:
     # (one thread, 16.8 min of training; the 16-px stage 6.3 min of it).
     # (All of the above with one 3x3 conv per generator block; with two, since 2026-11-27, the same steps give
     # 470, 384, 346, 184: see progan.GrowingGenerator. Where the steps pay has not been measured again.)
+    # Tried with the two-conv generator (2026-11-27, AMD EPYC family 26, one thread, these steps; FID at 32 px
+    # moves by up to +-50 between the history points of one stage, so one run decides little), none adopted:
+    #   a 3x3 conv before each strided conv of D      472, 352, 415, 249   (16.6 min with FID checks; the next 14.5)
+    #   learning rates to 0 over the last stage's
+    #   second half (linear, after the fade-in)       478, 368, 322, 214   (32-px history 242, 299, 201, 214)
+    #   no mode seeking                               476, 434, 354, 393
     progan_steps: tuple[int, ...] = (500, 800, 2000, 1800)
     progan_batch: int = 64
     # Decay of the EMA of ProGAN's weights, which its samples come from. The loop's warm-up (decay min(d, t/(t+10))
