@@ -1,3 +1,4 @@
+import copy
 import math
 
 import torch
@@ -58,6 +59,19 @@ def test_alpha_rises_over_the_first_half_of_a_stage_and_is_restored_on_load():
     assert clone.alpha == 1.0 and int(clone.step) == 6
     model.load_state_dict(ProGAN(ProGANStage(CFG, 1, 8)).state_dict())   # back to step 0: the host count follows
     assert model.alpha == 0.25 and model.train_step((x,), opts)["alpha"] == 0.25
+
+
+def test_alpha_of_a_copy_follows_its_step_buffer_as_the_ema_updates_it():
+    model = progan(1, steps=8)
+    model.train()
+    opts = model.configure_optimizers()
+    x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    shadow = copy.deepcopy(model)           # the EMA model is such a copy; the loop copies buffers into it
+    assert shadow.alpha == 0.25
+    for _ in range(4):
+        model.train_step((x,), opts)
+    shadow.step.copy_(model.step)
+    assert shadow.alpha == 1.0 and shadow._set_alpha() == 1.0
 
 
 def test_feature_matching_loss_is_zero_for_identical_batches_and_positive_otherwise():

@@ -137,8 +137,9 @@ class ProGAN(ConvGAN):
         self.base = cfg.base
         self.stage = cfg.stage
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
-        # The step counter as the host knows it: reading the buffer at every step would wait for the GPU.
-        # Read once after construction or a state_dict load (a resumed run), then counted here too.
+        # The step counter as train_step knows it on the host: reading the buffer at every step would wait for
+        # the GPU. Read once per construction or state_dict load (a resumed run), then counted here too. Only
+        # train_step uses it: the EMA copy's buffer changes under it, so `alpha` (sampling) reads the buffer.
         self._host_step: int | None = None
 
     def grow_from(self, previous: "ProGAN") -> "ProGAN":
@@ -153,23 +154,21 @@ class ProGAN(ConvGAN):
         self._host_step = None
         super()._load_from_state_dict(*args, **kwargs)
 
-    def _steps_taken(self) -> int:
-        if self._host_step is None:
-            self._host_step = int(self.step)
-        return self._host_step
+    def _alpha_at(self, step: int) -> float:
+        if self.stage == 0:
+            return 1.0
+        return min(1.0, (step + 1) / max(1, self.stage_cfg.steps // 2))
 
     @property
     def alpha(self) -> float:
-        if self.stage == 0:
-            return 1.0
-        return min(1.0, (self._steps_taken() + 1) / max(1, self.stage_cfg.steps // 2))
+        return self._alpha_at(int(self.step))
 
     @property
     def resolution(self) -> int:
         return self.base.resolutions[self.stage]
 
-    def _set_alpha(self) -> float:
-        self.generator.alpha = self.discriminator.alpha = a = self.alpha
+    def _set_alpha(self, a: float | None = None) -> float:
+        self.generator.alpha = self.discriminator.alpha = a = self.alpha if a is None else a
         return a
 
     def real_at_stage(self, x: torch.Tensor) -> torch.Tensor:
@@ -182,11 +181,13 @@ class ProGAN(ConvGAN):
         return real
 
     def train_step(self, batch, opt):
-        a = self._set_alpha()
+        if self._host_step is None:
+            self._host_step = int(self.step)
+        a = self._set_alpha(self._alpha_at(self._host_step))
         # Floats in [0, 1] pass through the conv GAN's uint8 -> [-1, 1] scaling unchanged.
         out = super().train_step((self.real_at_stage(gdata.to_float(batch[0])), *batch[1:]), opt)
         self.step += 1
-        self._host_step = self._steps_taken() + 1
+        self._host_step += 1
         return {**out, "alpha": a}
 
     @torch.no_grad()
