@@ -2,6 +2,7 @@ import json
 
 import nbformat
 import pytest
+import torch
 from nbformat.v4 import new_code_cell, new_notebook
 
 from genlab import GenlabError, build, config
@@ -227,3 +228,23 @@ def test_pdf_tables_wrap_every_text_of_a_long_text_column_and_keep_short_columns
     assert r"p{3.6cm}" in tex                                # the long column has a fixed width...
     assert r"\mbox{one coupling fewer per mask}" not in tex   # ...and its short texts may wrap in it
     assert r"\mbox{couplings=3}" in tex                       # a short column never breaks a value
+
+
+def test_a_lane_takes_the_threads_the_build_offers(tmp_path, monkeypatch):
+    from genlab import lanes
+    path = tmp_path / "threads"
+    monkeypatch.setenv(lanes.THREADS_FILE_ENV, str(path))
+    monkeypatch.setattr(lanes, "_last_check", [0.0])
+    before = torch.get_num_threads()
+    try:
+        lanes.offer(path, 1)
+        lanes.follow()
+        assert torch.get_num_threads() == 1
+        lanes.offer(path, 2)
+        lanes.follow()   # within the check interval: not yet
+        assert torch.get_num_threads() == 1
+        monkeypatch.setattr(lanes, "_last_check", [0.0])
+        lanes.follow()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

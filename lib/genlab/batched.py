@@ -12,6 +12,8 @@ from typing import Callable, Iterator
 
 import torch
 
+from genlab import lanes
+
 
 def batches(*tensors: torch.Tensor, size: int, device=None) -> Iterator:
     """Aligned slices of `tensors` (equal length along dim 0), `size` rows at a time, moved to `device`
@@ -22,6 +24,7 @@ def batches(*tensors: torch.Tensor, size: int, device=None) -> Iterator:
     if any(len(t) != n for t in tensors):
         raise ValueError(f"batches() needs tensors of one length, got {[len(t) for t in tensors]}")
     for i in range(0, n, size):
+        lanes.follow()   # a lane of the build may be given more threads while it evaluates
         part = tuple(t[i:i + size] if device is None else t[i:i + size].to(device) for t in tensors)
         yield part[0] if len(part) == 1 else part
 

@@ -35,6 +35,7 @@ import threading
 import time
 from pathlib import Path
 
+from genlab import lanes as lanes_module
 from genlab.atomic import save_text
 from genlab.config import NOTEBOOK_BUDGET, DEFAULT_PROFILE, PROFILES, apply_params, describe_changes, get_profile
 from genlab.errors import GenlabError
@@ -628,8 +629,11 @@ def build_in_lanes(args, jobs: int, out: Path, pdf: bool) -> int:
     # Every notebook measures with the yardsticks from its first section on: train the ones that several
     # lanes use once, with every thread, before the lanes start.
     prepare_yardsticks(shared_datasets(lanes), args.profile)
+    # When a lane ends, the lanes still running share its threads (genlab.lanes).
+    threads_file = Path(tempfile.mkdtemp(prefix="genlab-lanes-")) / "threads"
+    lanes_module.offer(threads_file, threads)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           ESTIMATES_ENV: json.dumps(expected)}
+           ESTIMATES_ENV: json.dumps(expected), lanes_module.THREADS_FILE_ENV: str(threads_file)}
     procs = []
     for lane in lanes:
         cmd = [sys.executable, "-m", "genlab.build", "--profile", args.profile, "--notebooks", *lane,
@@ -637,7 +641,17 @@ def build_in_lanes(args, jobs: int, out: Path, pdf: bool) -> int:
         cmd += [x for p in args.param for x in ("-p", p)]
         cmd += (["--name", args.name] if args.name else []) + ([] if pdf else ["--no-pdf"])
         procs.append(subprocess.Popen(cmd, env=env))
-    codes = [p.wait() for p in procs]
+    codes: dict[int, int] = {}
+    while len(codes) < len(procs):
+        for i, p in enumerate(procs):
+            if i not in codes and p.poll() is not None:
+                codes[i] = p.returncode
+                running = len(procs) - len(codes)
+                if running:
+                    lanes_module.offer(threads_file, max(1, (os.cpu_count() or 1) // running))
+        time.sleep(1.0)
+    shutil.rmtree(threads_file.parent, ignore_errors=True)
+    codes = list(codes.values())
     _write_index_and_say(args.reports)
     return 0 if all(c == 0 for c in codes) else 1
 

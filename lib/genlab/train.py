@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from tqdm import tqdm  # the text bar: works in terminals and notebooks alike
 
+from genlab import cuda_graphs, lanes
 from genlab.atomic import save_json, save_torch
 from genlab.batched import batches
 from genlab.cache import model_fingerprint, set_aside
@@ -70,6 +71,7 @@ class TrainableModule(nn.Module):
     grad_clip: float | None = None
     ema_decay: float = 0.0        # > 0: fit keeps an EMA of the weights, used to evaluate and sample
     channels_last: bool = False   # conv models where `make bench` shows NHWC pays
+    cuda_graph: bool = False      # on a GPU, replay the loss's forward and backward as one CUDA graph
     precision: str = "fp32"       # set by fit(): the autocast dtype of forward passes
 
     @property
@@ -94,10 +96,18 @@ class TrainableModule(nn.Module):
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError
 
+    def training_loss(self, batch: Batch) -> tuple[torch.Tensor, dict]:
+        """`loss(batch)` under autocast, as a training step computes it: through the captured CUDA graph
+        when `fit` installed one (`genlab.cuda_graphs`)."""
+        graphed = self.__dict__.get("_graphed_loss")
+        if graphed is not None:
+            return graphed(batch)
+        with self.autocast():
+            return self.loss(batch)
+
     def train_step(self, batch: Batch, optimizers: dict[str, torch.optim.Optimizer]) -> dict:
         (opt,) = optimizers.values()
-        with self.autocast():
-            loss, metrics = self.loss(batch)
+        loss, metrics = self.training_loss(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_clip:
@@ -165,9 +175,11 @@ def _progress_enabled() -> bool:
     return os.environ.get("GENLAB_PROGRESS", "1") != "0"
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator | None, drop_last: bool):
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    stop = n - n % batch_size if drop_last and n >= batch_size else n
+def _batches(n: int, batch_size: int, generator: torch.Generator):
+    """The index batches of one epoch: a permutation drawn from `generator`, cut into equal batches (the last,
+    smaller one is dropped: every step sees the same shapes). Fewer than `batch_size` images: one batch."""
+    order = torch.randperm(n, generator=generator)
+    stop = n - n % batch_size if n >= batch_size else n
     for i in range(0, stop, batch_size):
         yield order[i:i + batch_size]
 
@@ -278,6 +290,7 @@ def fit(
     start_epoch = 1
 
     def result(cached: bool) -> FitResult:
+        cuda_graphs.remove(model)
         model.eval()
         shown = ema.model if ema is not None else model
         shown.precision = precision
@@ -319,6 +332,7 @@ def fit(
     val = _to(val, device) if val is not None else None
     # On a GPU, reading a value stalls the device: the NaN guard looks every `check_every` steps.
     check_every = 1 if device.type == "cpu" else 25
+    graph_pending = cuda_graphs.enabled(model, device)
     model.train()
     for epoch in range(start_epoch, epochs + 1):
         t0 = time.perf_counter()
@@ -329,10 +343,15 @@ def fit(
         steps = 0
         bar = tqdm(total=steps_per_epoch, desc=f"{name} {epoch}/{epochs}", leave=False,
                    disable=not _progress_enabled())
-        for idx in _batches(n, batch_size, gen, drop_last=True):
+        for idx in _batches(n, batch_size, gen):
+            lanes.follow()
             idx = idx.to(device)
-            metrics = model.train_step(tuple(t[idx] for t in train), optimizers)
+            batch = tuple(t[idx] for t in train)
+            metrics = model.train_step(batch, optimizers)
             steps += 1
+            if graph_pending:   # after the run's first (eager) step: ActNorm and the like have initialised
+                graph_pending = False
+                cuda_graphs.install(model, batch, tuple(k for k in metrics if k != "loss"))
             if ema is not None:
                 ema.update(model)
             for sched in schedulers:

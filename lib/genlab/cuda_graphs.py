@@ -1,0 +1,72 @@
+"""A model's training loss (forward and backward) captured as one CUDA graph.
+
+Why: on a GPU, a RealNVP training step is ~14,000 small kernels, and launching them from Python takes
+longer than running them (one H200: 143 ms a step at batch 256 and 142 ms at batch 1024). A CUDA graph
+replays the whole recorded sequence with one launch. `fit()` installs it after a run's first step (which runs
+eagerly, so that data-dependent initialisation such as ActNorm's sees a real batch) for models that set
+`cuda_graph = True`; the optimiser, the schedulers and the EMA stay eager (a few fused kernels each).
+
+What it needs of the loss: static shapes (fit drops the last, smaller batch), no host reads of device
+values and no Python branches on them, and metrics that are tensors. Random numbers drawn inside (the
+dequantisation noise) stay random: CUDA graphs advance the generator's offset at every replay.
+
+This module is not part of any model's cache fingerprint: it changes how a step is launched, not what it
+computes, and it is never used on a CPU. `GENLAB_CUDA_GRAPHS=0` turns it off.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+import torch
+from torch import nn
+
+from genlab.precision import DTYPES
+
+
+class _LossModule(nn.Module):
+    """`model.loss` as tensors in, tensors out (loss first, then the metrics in `names`' order): the shape
+    `torch.cuda.make_graphed_callables` captures. The model is a submodule, so its parameters get gradients."""
+
+    def __init__(self, model: nn.Module, names: tuple[str, ...]):
+        super().__init__()
+        self.model = model
+        self.names = names
+
+    def forward(self, *batch):
+        # A graph cannot keep autocast's cache of cast weights between replays: it is turned off.
+        with torch.autocast("cuda", dtype=DTYPES.get(self.model.precision, torch.float32),
+                            enabled=self.model.precision != "fp32", cache_enabled=False):
+            loss, metrics = self.model.loss(batch)
+        return (loss, *(metrics[k] for k in self.names))
+
+
+def enabled(model: nn.Module, device: torch.device) -> bool:
+    return (device.type == "cuda" and getattr(model, "cuda_graph", False)
+            and os.environ.get("GENLAB_CUDA_GRAPHS", "1") != "0")
+
+
+def install(model: nn.Module, batch: tuple[torch.Tensor, ...], names: tuple[str, ...]) -> bool:
+    """Capture `model.loss` on tensors shaped like `batch` and make `model.training_loss` replay it; `names`
+    are the metrics the loss returns. Returns False (and warns; training goes on eagerly) where the loss
+    cannot be captured."""
+    try:
+        wrapper = _LossModule(model, names).train()
+        graphed = torch.cuda.make_graphed_callables(
+            wrapper, tuple(t.detach().clone() for t in batch), allow_unused_input=True)
+    except Exception as e:  # never stop a run over a speed-up: say why and go on eagerly
+        warnings.warn(f"{type(model).__name__}: CUDA graph capture failed ({type(e).__name__}: "
+                      f"{str(e).splitlines()[0][:200] if str(e) else ''}); training eagerly")
+        return False
+
+    def training_loss(batch):
+        loss, *values = graphed(*batch)
+        return loss, dict(zip(names, values))
+
+    model._graphed_loss = training_loss
+    return True
+
+
+def remove(model: nn.Module) -> None:
+    """Drop the captured graph (and its memory pool) once training is over."""
+    model.__dict__.pop("_graphed_loss", None)
