@@ -50,15 +50,14 @@ TITLES = {"flows": "Normalizing flows (RealNVP)",
 
 
 # Minutes a cold build of each notebook took (README); used until a build of this profile has run here.
-# cpu: measured in the lanes of a cold build on 2 AMD EPYC cores (bf16, one thread each, 2026-11-27), without
-# the yardstick classifiers that train before the lanes (MNIST, Fashion-MNIST: 5.3 min on two threads), with
-# the one that trains in its lane (CIFAR-10's, about 15 min of the GANs notebook; see `shared_datasets`).
-# Kept from the slower of the two EPYC models measured: on CPU family 26 (later that day, classifiers in
-# channels_last) the lanes took flows 43.0, autoencoders 17.4, gans 53.0 min (yardsticks 1.7). Since then
-# Fashion-MNIST's RealNVP trains 2 epochs more and its conv GAN 3: at the per-epoch times of the slower CPU
-# (RealNVP ~6.3 min, conv GAN ~2.4) flows 72.2 + 12.7 and gans 92.1 + 7.1.
+# cpu: measured in the lanes of a cold build on 2 AMD EPYC cores of CPU family 26 (bf16, one thread each,
+# 2026-11-27, at ff36e12), without the yardstick classifiers that train before the lanes (MNIST, Fashion-MNIST:
+# 1.6 min on two threads), with the one that trains in its lane (CIFAR-10's, ~6 min of the GANs notebook; see
+# `shared_datasets`). The autoencoders took 10.9 min, their last 3 on two threads handed on when the GANs lane
+# ended (genlab.lanes): ~12 at one thread's speed. An older EPYC family took ~1.5x as long (101 min cold in all,
+# with earlier budgets).
 ESTIMATE_MIN = {"smoke": {"flows": 0.4, "autoencoders": 0.4, "gans": 0.5},
-                "cpu": {"flows": 84.9, "autoencoders": 21.7, "gans": 99.2},
+                "cpu": {"flows": 45.8, "autoencoders": 12.0, "gans": 53.7},
                 "gpu": {"flows": 8, "autoencoders": 6, "gans": 7}}
 
 
