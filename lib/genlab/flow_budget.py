@@ -90,6 +90,9 @@ BUDGETS = {
     # Fashion-MNIST 2.902, best-T FID 50.5 (25x the floor of 1.99 at 10,000 samples) and 69.5 (58x of 1.21), 90 % and
     # 87 % of samples confidently classified; the whole notebook 7.9 min. Still short of MNIST's 1.02 (the UvA
     # tutorial's flow took 200 epochs for it). The sweep's variants get 38 steps each at this batch: too few to rank.
+    # A later probe, graphed, ms per step by batch: 128: 21.4, 256: 22.6, 512: 29.9, 1024: 49.1 (a replay costs
+    # ~20 ms however small the batch). In the same 2.4 min, batch 256 would take ~6,000 steps and 512 ~4,500
+    # against 2,400 here; eagerly, 1,875 steps at 256 had reached 1.070. The next gpu build to try: batch 256-512.
     "gpu": FlowBudget(epochs=(41,), batch_size=1024, hidden=96, blocks=2, couplings=4, lr=2e-3, samples=10000,
                       sweep_subset=20000, sweep_epochs=2, sweep_eval=10000),
 }
