@@ -641,15 +641,17 @@ def build_in_lanes(args, jobs: int, out: Path, pdf: bool) -> int:
         cmd += (["--name", args.name] if args.name else []) + ([] if pdf else ["--no-pdf"])
         procs.append(subprocess.Popen(cmd, env=env))
     codes: dict[int, int] = {}
-    while len(codes) < len(procs):
-        for i, p in enumerate(procs):
-            if i not in codes and p.poll() is not None:
-                codes[i] = p.returncode
-                running = len(procs) - len(codes)
-                if running:
-                    lanes_module.offer(threads_file, max(1, (os.cpu_count() or 1) // running))
-        time.sleep(1.0)
-    shutil.rmtree(threads_file.parent, ignore_errors=True)
+    try:
+        while len(codes) < len(procs):
+            for i, p in enumerate(procs):
+                if i not in codes and p.poll() is not None:
+                    codes[i] = p.returncode
+                    running = len(procs) - len(codes)
+                    if running:
+                        lanes_module.offer(threads_file, max(1, (os.cpu_count() or 1) // running))
+            time.sleep(1.0)
+    finally:
+        shutil.rmtree(threads_file.parent, ignore_errors=True)
     codes = list(codes.values())
     _write_index_and_say(args.reports)
     return 0 if all(c == 0 for c in codes) else 1
