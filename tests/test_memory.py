@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -21,7 +22,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 def page_faults(tuning: str) -> int:
     out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True,
-                         env={**__import__("os").environ, "GENLAB_MALLOC_TUNING": tuning})
+                         env={**os.environ, "GENLAB_MALLOC_TUNING": tuning})
     return int(out.stdout.split()[-1])
 
 

@@ -648,7 +648,7 @@ def build_in_lanes(args, jobs: int, out: Path, pdf: bool) -> int:
                     codes[i] = p.returncode
                     running = len(procs) - len(codes)
                     if running:
-                        lanes_module.offer(threads_file, max(1, (os.cpu_count() or 1) // running))
+                        lanes_module.offer(threads_file, lane_threads(running))
             time.sleep(1.0)
     finally:
         shutil.rmtree(threads_file.parent, ignore_errors=True)
