@@ -18,6 +18,7 @@ ways, in one run on the same machine:
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 
@@ -190,8 +191,10 @@ def _families(profile_name: str = "cpu", batch_scale: int = 1):
 
 
 def _images_per_s(build, batch, precision: str, channels_last: bool, compile: bool = False,
-                  steps: int = 8, device="cpu") -> tuple[float, float]:
-    """(training images/s, seconds of the first call) for one setting."""
+                  steps: int = 8, device="cpu", min_seconds: float = 1.0, windows: int = 3) -> tuple[float, float]:
+    """(training images/s, seconds of the first call) for one setting: the median of `windows` timed windows,
+    each of at least `steps` steps and `min_seconds` seconds. A VAE step takes ~15 ms, so 8 steps alone would
+    be a 0.1-s window, and its ratio moved from 1.25x to 1.45x between runs on one machine."""
     torch.manual_seed(0)
     model = build().to(device)
     batch = tuple(t.to(device) for t in batch)
@@ -209,11 +212,16 @@ def _images_per_s(build, batch, precision: str, channels_last: bool, compile: bo
     for _ in range(WARMUP_BATCHES - 1):
         step(batch, opts)
     _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step(batch, opts)
-    _sync(device)
-    return len(batch[0]) * steps / (time.perf_counter() - t0), first
+    rates = []
+    for _ in range(windows):
+        n, t0 = 0, time.perf_counter()
+        while n == 0 or time.perf_counter() - t0 < min_seconds:    # whole chunks of `steps`, synced after each
+            for _ in range(steps):
+                step(batch, opts)
+            _sync(device)
+            n += steps
+        rates.append(len(batch[0]) * n / (time.perf_counter() - t0))
+    return statistics.median(rates), first
 
 
 def family_bench(compile: bool = False, profile: str = "cpu", device="cpu", batch_scale: int = 1) -> list[dict]:

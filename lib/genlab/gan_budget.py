@@ -75,6 +75,13 @@ class GANBudget:
     #   (500, 800, 2000, 3000)    478, 363, 344, 174   32 px: 223, 204, 188, 174   (+4 min over the default)
     # Steps moved from 16 to 32 px buy nothing, and 1,200 more at 32 px buy 5 % (65x the floor): this recipe
     # levels off far above the 30x target, so more CPU steps are not the way there.
+    # Nor are the knobs around it (2026-11-27, AMD EPYC family 26, one thread each, these steps; FID by stage):
+    #   progan_lr 5e-4                                   477, 381, 314, 212
+    #   progan_lr 2e-3                                   485, 358, 357, 199
+    #   mode seeking 0.1 instead of 0.3                  476, 428, 404, 216
+    #   D with ProGAN's minibatch standard deviation     479, 351, 367, 189
+    #   (a channel at 4x4, before D's last conv)
+    # Every 32-px sample set still shows the same high-contrast ring ("eye") artefacts, at 16 px already.
     progan_steps: tuple[int, ...] = (500, 800, 2000, 1800)
     progan_batch: int = 64
     # Decay of the EMA of ProGAN's weights, which its samples come from. The loop's warm-up (decay min(d, t/(t+10))
