@@ -32,6 +32,21 @@ def test_progan_text_says_whether_fid_falls_at_every_stage_and_where_steps_still
     assert "the discriminator is winning" in text
 
 
+def test_progan_budget_text_reads_this_runs_images_and_speed_and_times_only_its_own_profile():
+    from genlab.progan import ProGANConfig
+    run = gs.ProGANResults([stage(1, 400), stage(2, 300), stage(3, 200), stage(4, 100)], pd.DataFrame(), [],
+                           ProGANConfig(channels=64))
+    batch = gs.get_profile("cpu").gans.progan_batch
+    shown = (100 + 200 + 300 + 400) * batch                   # stage(i) trains 100 i steps
+    text = gs.progan_budget_text(run, "cpu")
+    assert "5.6 M images from 4×4 to 32×32" in text           # 800k for 4 px, 1.6 M for each of 8, 16, 32
+    assert f"{shown / 1e6:.2f} M ({shown / 5.6e6:.0%} of that" in text
+    assert f"trained {400 * batch / 60:.0f} images/s" in text  # the last stage: 400 steps in 1.0 min
+    assert "measured by a build with `--profile gpu`" in text and "This is the gpu profile" not in text
+    gpu = gs.progan_budget_text(run, "gpu")
+    assert "This is the gpu profile: the times above are its own." in gpu and "--profile gpu" not in gpu
+
+
 def summary(variant, acc, div, seeds=2, spread=0.01, ms=0.15):
     return gs.CGANSummary("mnist", "MNIST", variant, seeds, ms, gs.Spread(acc, spread), gs.Spread(50.0, 2.0),
                           gs.Spread(div, 0.5), real_diversity=16.0)

@@ -747,6 +747,45 @@ def progan_text(results: ProGANResults) -> str:
             + f" Resolutions reached: {resolutions}.")
 
 
+# Karras et al. (2018), section 4: the discriminator sees 800k real images while a new resolution fades in and
+# 800k more while it stabilises; the first resolution trains for 800k.
+PAPER_IMAGES_PER_PHASE = 800_000
+
+
+def progan_budget_text(results: ProGANResults, profile: str | Profile) -> str:
+    """What a full-budget ProGAN run needs, against what this run trained (and at what speed), and what
+    the gpu profile trains. Only this run's own times are stated as times."""
+    profile = get_profile(profile)
+    batch = profile.gans.progan_batch
+    stages = results.stages
+    shown = [s.steps * batch for s in stages]
+    paper = PAPER_IMAGES_PER_PHASE * (2 * len(stages) - 1)
+    last = stages[-1]
+    rate = shown[-1] / (last.train_minutes * 60) if last.train_minutes > 0 else float("nan")
+    hours = paper / rate / 3600 if rate == rate else float("nan")
+    minutes = sum(s.train_minutes for s in stages)
+    gpu = get_profile("gpu").gans
+    gpu_images = sum(gpu.progan_steps) * gpu.progan_batch
+    where = "on a GPU" if profile.device.type == "cuda" else "on this machine's CPU"
+    text = (f"**What a full-budget ProGAN needs.** Karras et al. (2018) show the discriminator "
+            f"{PAPER_IMAGES_PER_PHASE / 1e3:.0f}k real images to fade in each new resolution and as many again to "
+            f"stabilise it: {paper / 1e6:.1f} M images from {stages[0].resolution}×{stages[0].resolution} to "
+            f"{last.resolution}×{last.resolution}. This run showed it {sum(shown) / 1e6:.2f} M "
+            f"({sum(shown) / paper:.0%} of that; {shown[-1] / 1e3:.0f}k at {last.resolution}×{last.resolution}, "
+            f"against the paper's {2 * PAPER_IMAGES_PER_PHASE / 1e3:.0f}k) in {minutes:.1f} min of training {where}. ")
+    if rate == rate:
+        text += (f"Its last stage trained {rate:.0f} images/s; at that rate the paper's schedule would take about "
+                 f"{hours:.1f} h here (the smaller stages run faster, so somewhat less). ")
+    if profile.name == "gpu":
+        text += "This is the gpu profile: the times above are its own."
+    else:
+        text += (f"The gpu profile trains {gpu_images / 1e6:.2f} M images ({', '.join(map(str, gpu.progan_steps))} "
+                 f"steps per stage at batch {gpu.progan_batch}, channels {gpu.progan_channels} instead of "
+                 f"{results.config.channels}); how long it takes is measured by a build with `--profile gpu`, "
+                 f"whose report states it here.")
+    return text
+
+
 def progan_steps_text(stages: list[ProGANStageResult]) -> str:
     """Where the steps paid: FID's change over the last history point of each stage."""
     change = [s.fid_change_last for s in stages]
