@@ -92,3 +92,43 @@ def test_a_realnvp_trains_through_its_graph():
     assert cuda_graphs.install(model, (x,), tuple(k for k in first if k != "loss"))
     losses = [float(model.train_step((x,), opts)["loss"]) for _ in range(20)]
     assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
+
+
+def test_capture_leaves_the_models_buffers_as_they_were():
+    """Capture runs the loss several times; a step counter in a buffer must count only real steps."""
+    from genlab.autoencoders import AEConfig, AutoEncoder
+    model = AutoEncoder(AEConfig(width=4, hidden=8, latent=2))
+    model.steps += 5
+
+    def capture():           # what make_graphed_callables does to the model: warm-up and recorded passes
+        for _ in range(4):
+            model.loss((torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8),))
+        return "graphed"
+
+    assert model.steps == 5
+    assert cuda_graphs.keeping_buffers(model, capture) == "graphed" and model.steps == 5
+
+    def failing():           # a capture that fails after a pass has run: the buffers are put back too
+        capture()
+        raise RuntimeError("capture failed")
+
+    with pytest.raises(RuntimeError, match="capture failed"):
+        cuda_graphs.keeping_buffers(model, failing)
+    assert model.steps == 5
+
+
+@cuda
+def test_a_vae_trains_through_its_graph_and_counts_only_its_steps():
+    from genlab.autoencoders import AEConfig, AutoEncoder
+    torch.manual_seed(0)
+    model = AutoEncoder(AEConfig(width=8, hidden=32, latent=4)).cuda()
+    assert model.cuda_graph
+    model.precision = "bf16"
+    opts = model.configure_optimizers()
+    x = torch.randint(0, 256, (32, 1, 28, 28), dtype=torch.uint8, device="cuda")
+    first = model.train_step((x,), opts)
+    assert cuda_graphs.install(model, (x,), tuple(k for k in first if k != "loss"))
+    assert int(model.steps) == 1
+    losses = [float(model.train_step((x,), opts)["loss"]) for _ in range(20)]
+    assert int(model.steps) == 21                           # the KL warm-up ramp moves once per replay
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]

@@ -46,14 +46,27 @@ def enabled(model: nn.Module, device: torch.device) -> bool:
             and os.environ.get("GENLAB_CUDA_GRAPHS", "1") != "0")
 
 
+def keeping_buffers(model: nn.Module, capture):
+    """`capture()`, with every buffer of `model` put back as it was before. Capturing runs the loss a few
+    times (warm-up passes, then the recording), and a loss that counts its steps in a buffer (the VAE's KL
+    warm-up) must not count those. The values are copied back in place: the graph keeps the addresses."""
+    saved = [b.detach().clone() for b in model.buffers()]
+    try:
+        return capture()
+    finally:
+        with torch.no_grad():
+            for b, s in zip(model.buffers(), saved):
+                b.copy_(s)
+
+
 def install(model: nn.Module, batch: tuple[torch.Tensor, ...], names: tuple[str, ...]) -> bool:
     """Capture `model.loss` on tensors shaped like `batch` and make `model.training_loss` replay it; `names`
     are the metrics the loss returns. Returns False (and warns; training goes on eagerly) where the loss
     cannot be captured."""
     try:
         wrapper = _LossModule(model, names).train()
-        graphed = torch.cuda.make_graphed_callables(
-            wrapper, tuple(t.detach().clone() for t in batch), allow_unused_input=True)
+        graphed = keeping_buffers(model, lambda: torch.cuda.make_graphed_callables(
+            wrapper, tuple(t.detach().clone() for t in batch), allow_unused_input=True))
     except Exception as e:  # never stop a run over a speed-up: say why and go on eagerly
         warnings.warn(f"{type(model).__name__}: CUDA graph capture failed ({type(e).__name__}: "
                       f"{str(e).splitlines()[0][:200] if str(e) else ''}); training eagerly")
