@@ -114,10 +114,12 @@ BUDGETS = {
     # Sized from `make bench ARGS="--device cuda --profile gpu --batch-scale 4"` on one H100 (training
     # images/s: conv GAN 4k at 64, 13-15k at 256; ProGAN 32x32 1.8k at 64, measured with the WGAN-GP ProGAN,
     # which the hinge loss has since replaced - no second backward pass, so faster) for about 7 min of the
-    # notebook; not yet run on a GPU. ProGAN's steps were (600, 900, 1000, 1000) until 2026-11-27, fewer images
-    # than the cpu profile had come to train; now 1-1.6x the cpu profile's per stage (6,500 steps, 0.42 M images):
-    # at the H100's 1.8k images/s above about 4 min, a guess until a gpu build measures it.
+    # notebook; not yet run on a GPU. ProGAN trained (600, 900, 1000, 1000) steps at batch 64 until 2026-11-27:
+    # fewer images than the cpu profile had come to train. On an H200 an eager ProGAN step took 47 ms at batch 64
+    # and 52 at 256 (README: the GPU waits on Python launching small kernels), so it now trains at batch 256:
+    # (500, 700, 1200, 1600) steps, 1.02 M images (3x the cpu profile's) in about 3.5 min - a guess until a gpu
+    # build measures it.
     "gpu": GANBudget(vanilla_epochs=30, cgan_epochs=2, conv_epochs=(5,), batch_size=256, cgan_seeds=2, samples=10000,
-                     progan_channels=128, progan_steps=(700, 1000, 2000, 2800), progan_batch=64,
+                     progan_channels=128, progan_steps=(500, 700, 1200, 1600), progan_batch=256,
                      progan_epochs_per_stage=5),
 }
