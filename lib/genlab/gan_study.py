@@ -766,7 +766,7 @@ def progan_budget_text(results: ProGANResults, profile: str | Profile) -> str:
     minutes = sum(s.train_minutes for s in stages)
     gpu = get_profile("gpu").gans
     gpu_images = sum(gpu.progan_steps) * gpu.progan_batch
-    where = "on a GPU" if profile.device.type == "cuda" else "on this machine's CPU"
+    where = "on a GPU" if profile.device.type == "cuda" else "on a CPU"
     text = (f"**What a full-budget ProGAN needs.** Karras et al. (2018) show the discriminator "
             f"{PAPER_IMAGES_PER_PHASE / 1e3:.0f}k real images to fade in each new resolution and as many again to "
             f"stabilise it: {paper / 1e6:.1f} M images from {stages[0].resolution}×{stages[0].resolution} to "
@@ -775,7 +775,7 @@ def progan_budget_text(results: ProGANResults, profile: str | Profile) -> str:
             f"against the paper's {2 * PAPER_IMAGES_PER_PHASE / 1e3:.0f}k) in {minutes:.1f} min of training {where}. ")
     if rate == rate:
         text += (f"Its last stage trained {rate:.0f} images/s; at that rate the paper's schedule would take about "
-                 f"{hours:.1f} h here (the smaller stages run faster, so somewhat less). ")
+                 f"{hours:.1f} h (the smaller stages run faster, so somewhat less). ")
     if profile.name == "gpu":
         text += "This is the gpu profile: the times above are its own."
     else:
