@@ -81,6 +81,9 @@ class GANBudget:
     #   mode seeking 0.1 instead of 0.3                  476, 428, 404, 216
     #   D with ProGAN's minibatch standard deviation     479, 351, 367, 189
     #   (a channel at 4x4, before D's last conv)
+    #   DiffAugment (colour, translation, cutout) on
+    #   every input of D                                 462, 393, 369, 233
+    #   batch 32 with twice the steps (same images)      483, 353, 293, 189   (12.9 min against ~11.5)
     # Every 32-px sample set still shows the same high-contrast ring ("eye") artefacts, at 16 px already.
     progan_steps: tuple[int, ...] = (500, 800, 2000, 1800)
     progan_batch: int = 64
