@@ -84,6 +84,10 @@ class GANBudget:
     #   DiffAugment (colour, translation, cutout) on
     #   every input of D                                 462, 393, 369, 233
     #   batch 32 with twice the steps (same images)      483, 353, 293, 189   (12.9 min against ~11.5)
+    # What steps buy at 32 px, measured long: 7,200 steps there (4x; eight history points, so stages 1-3 also
+    # trained again: 487, 381, 352) end at 152 (56x), 22.6 min for that stage alone; its history points every
+    # 900 steps: 218, 240, 203, 176, 175, 160, 185, 152. Four times the steps buy ~17 %: at that rate 30x is
+    # some 16x the steps away, more than the paper's 1.6 M images at 32 px (25,000 steps at batch 64).
     # Every 32-px sample set still shows the same high-contrast ring ("eye") artefacts, at 16 px already.
     progan_steps: tuple[int, ...] = (500, 800, 2000, 1800)
     progan_batch: int = 64
