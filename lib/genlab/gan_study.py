@@ -761,8 +761,6 @@ def progan_budget_text(results: ProGANResults, profile: str | Profile) -> str:
     shown = [s.steps * batch for s in stages]
     paper = PAPER_IMAGES_PER_PHASE * (2 * len(stages) - 1)
     last = stages[-1]
-    rate = shown[-1] / (last.train_minutes * 60) if last.train_minutes > 0 else float("nan")
-    hours = paper / rate / 3600 if rate == rate else float("nan")
     minutes = sum(s.train_minutes for s in stages)
     gpu = get_profile("gpu").gans
     gpu_images = sum(gpu.progan_steps) * gpu.progan_batch
@@ -773,9 +771,10 @@ def progan_budget_text(results: ProGANResults, profile: str | Profile) -> str:
             f"{last.resolution}×{last.resolution}. This run showed it {sum(shown) / 1e6:.2f} M "
             f"({sum(shown) / paper:.0%} of that; {shown[-1] / 1e3:.0f}k at {last.resolution}×{last.resolution}, "
             f"against the paper's {2 * PAPER_IMAGES_PER_PHASE / 1e3:.0f}k) in {minutes:.1f} min of training {where}. ")
-    if rate == rate:
+    if last.train_minutes > 0:
+        rate = shown[-1] / (last.train_minutes * 60)
         text += (f"Its last stage trained {rate:.0f} images/s; at that rate the paper's schedule would take about "
-                 f"{hours:.1f} h (the smaller stages run faster, so somewhat less). ")
+                 f"{paper / rate / 3600:.1f} h (the smaller stages run faster, so somewhat less). ")
     if profile.name == "gpu":
         text += "This is the gpu profile: the times above are its own."
     else:
