@@ -51,7 +51,7 @@ test: $(STAMP) ## run the test suite (CI runs this); finds (or, online, download
 lab: $(STAMP) ## open Jupyter Lab on notebooks/ with genlab importable
 	$(PY) -m jupyter lab --notebook-dir=notebooks $(ARGS)
 
-bench: $(STAMP) ## measure training speed: images/s per model family in fp32, bf16, channels_last; machine rates; data pipeline
+bench: $(STAMP) ## measure training speed: images/s per model family in fp32, bf16, channels_last, on all threads and on one; machine rates; data pipeline
 	$(PY) -m genlab.bench $(ARGS)
 
 data: $(STAMP) ## find the datasets (download the missing ones when online) and verify their checksums

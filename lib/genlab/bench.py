@@ -4,7 +4,8 @@ Per model family (flow, VAE, conv GAN, ProGAN, classifier): training images/s in
 eager float32 NCHW (the seed's way), with channels_last, under bf16 autocast, and
 both, with the ratio to float32 - this is what decides each family's settings
 (`TrainableModule.channels_last`, `genlab.precision`) - beside the machine's float32
-and bf16 matmul and convolution rates. `--compile` adds torch.compile, with its
+and bf16 matmul and convolution rates; on every thread and on one (`--threads`), since
+the report builder's lanes train on one thread each. `--compile` adds torch.compile, with its
 first-call compile time.
 
 And one epoch of the MNIST classifier (the `cpu` profile's architecture) fed two
@@ -86,20 +87,29 @@ def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n ** 3 * repeats / (time.perf_counter() - t0)
 
 
+def _profile_flow(ds, budget):
+    """The RealNVP that `budget` trains on `ds`: with the learned dequantiser where it uses one (as
+    `flow_study.train` builds it), since the dequantiser's 28-px convolutions cost time too."""
+    from genlab.dequantization import DequantizerConfig, VariationallyDequantizedRealNVP
+    from genlab.flow_study import model_config
+    from genlab.flows import RealNVP
+
+    cfg = model_config(ds, budget)
+    if budget.dequantization == "variational":
+        return VariationallyDequantizedRealNVP(cfg, DequantizerConfig())
+    return RealNVP(cfg)
+
+
 def flow_bench(steps: int = 20, batch_size: int | None = None, sample_n: int = 500) -> dict:
     """RealNVP (cpu profile) on MNIST: training images/s, FLOP rate of a training step
     (convolutions and matmuls, counted by torch.utils.flop_counter), sampling images/s."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from genlab.flow_study import model_config
-    from genlab.flows import RealNVP
-
     profile = get_profile("cpu")
     ds = gdata.load("mnist")
-    cfg = model_config(ds, profile.flows)
     batch_size = batch_size or profile.flows.batch_size
     torch.manual_seed(0)
-    model = RealNVP(cfg)
+    model = _profile_flow(ds, profile.flows)
     opts = model.configure_optimizers()
     x = ds.x_train[:batch_size]
     with FlopCounterMode(display=False) as counter:
@@ -158,8 +168,6 @@ def _families(profile_name: str = "cpu", batch_scale: int = 1):
     at `batch_scale` times its batch sizes. The ProGAN batch is random pixels of CIFAR-10's shape
     (speed does not depend on the pixels), so the bench runs where only MNIST is at hand."""
     from genlab.autoencoders import AEConfig, AutoEncoder
-    from genlab.flow_study import model_config
-    from genlab.flows import RealNVP
     from genlab.gans import ConvGAN, ConvGANConfig
     from genlab.gan_study import progan_config
     from genlab.progan import ProGAN, ProGANStage
@@ -178,7 +186,7 @@ def _families(profile_name: str = "cpu", batch_scale: int = 1):
                                generator=torch.Generator().manual_seed(0))
     classifier = profile.classifiers["mnist"]
     return {
-        "flow (RealNVP)": (lambda: RealNVP(model_config(mnist, profile.flows)),
+        "flow (RealNVP)": (lambda: _profile_flow(mnist, profile.flows),
                            (images(profile.flows.batch_size * k),)),
         "VAE": (lambda: AutoEncoder(AEConfig(width=a.width, latent=a.vae_latent)), (images(a.batch_size * k),)),
         "conv GAN (cGAN)": (lambda: ConvGAN(ConvGANConfig(classes=10, width=b.conv_width)),
@@ -190,11 +198,9 @@ def _families(profile_name: str = "cpu", batch_scale: int = 1):
     }
 
 
-def _images_per_s(build, batch, precision: str, channels_last: bool, compile: bool = False,
-                  steps: int = 8, device="cpu", min_seconds: float = 1.0, windows: int = 3) -> tuple[float, float]:
-    """(training images/s, seconds of the first call) for one setting: the median of `windows` timed windows,
-    each of at least `steps` steps and `min_seconds` seconds. A VAE step takes ~15 ms, so 8 steps alone would
-    be a 0.1-s window, and its ratio moved from 1.25x to 1.45x between runs on one machine."""
+def _runner(build, batch, precision: str, channels_last: bool, compile: bool = False, device="cpu"):
+    """(one training step of a fresh model in this setting, seconds of its first call). The first calls
+    (allocator, kernels, compilation) are made here, outside any timed window."""
     torch.manual_seed(0)
     model = build().to(device)
     batch = tuple(t.to(device) for t in batch)
@@ -202,42 +208,71 @@ def _images_per_s(build, batch, precision: str, channels_last: bool, compile: bo
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opts = model.configure_optimizers()
-    step = model.train_step
-    if compile:
-        step = torch.compile(model.train_step)
+    train_step = torch.compile(model.train_step) if compile else model.train_step
+
+    def step():
+        train_step(batch, opts)
+
     t0 = time.perf_counter()
-    step(batch, opts)
+    step()
     _sync(device)
     first = time.perf_counter() - t0
     for _ in range(WARMUP_BATCHES - 1):
-        step(batch, opts)
+        step()
     _sync(device)
-    rates = []
+    return step, first
+
+
+def _interleaved_rates(runners: list, images_per_step: int, steps: int = 8, device="cpu",
+                       min_seconds: float = 1.0, windows: int = 3) -> list[float]:
+    """Training images/s of each runner: the median of `windows` timed windows, each of at least `steps` steps
+    and `min_seconds` seconds. The windows take turns (setting 1, 2, ..., then 1 again), so that a machine
+    whose speed drifts (clock, neighbours) moves every setting alike: a ratio compares like with like. Timed
+    one setting after the other, with 0.1-s windows, the VAE's ratio moved from 1.25x to 1.45x between runs."""
+    rates: list[list[float]] = [[] for _ in runners]
     for _ in range(windows):
-        n, t0 = 0, time.perf_counter()
-        while n == 0 or time.perf_counter() - t0 < min_seconds:    # whole chunks of `steps`, synced after each
-            for _ in range(steps):
-                step(batch, opts)
-            _sync(device)
-            n += steps
-        rates.append(len(batch[0]) * n / (time.perf_counter() - t0))
-    return statistics.median(rates), first
+        for i, step in enumerate(runners):
+            n, t0 = 0, time.perf_counter()
+            while n == 0 or time.perf_counter() - t0 < min_seconds:    # whole chunks of `steps`, synced after each
+                for _ in range(steps):
+                    step()
+                _sync(device)
+                n += steps
+            rates[i].append(images_per_step * n / (time.perf_counter() - t0))
+    return [statistics.median(r) for r in rates]
 
 
-def family_bench(compile: bool = False, profile: str = "cpu", device="cpu", batch_scale: int = 1) -> list[dict]:
-    settings = [("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True)]
-    steps = 20 if torch.device(device).type == "cuda" else 8
+SETTINGS = [("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True)]
+
+
+def family_bench(compile: bool = False, profile: str = "cpu", device="cpu", batch_scale: int = 1,
+                 windows: int = 5, min_seconds: float = 1.0, steps: int | None = None) -> list[dict]:
+    steps = steps or (20 if torch.device(device).type == "cuda" else 8)
     rows = []
     for name, (build, batch) in _families(profile, batch_scale).items():
         used = build()
         row = {"family": name, "batch": len(batch[0]), "uses channels_last": used.channels_last}
-        for precision, cl in settings:
-            row[(precision, cl)] = _images_per_s(build, batch, precision, cl, steps=steps, device=device)[0]
+        settings = SETTINGS + ([("bf16", used.channels_last)] if compile else [])
+        runners = [_runner(build, batch, precision, cl, compile=compile and i == len(SETTINGS), device=device)
+                   for i, (precision, cl) in enumerate(settings)]
+        rates = _interleaved_rates([step for step, _ in runners], len(batch[0]), steps, device,
+                                   min_seconds=min_seconds, windows=windows)
+        for setting, rate in zip(SETTINGS, rates):
+            row[setting] = rate
         if compile:
-            row["compiled"], row["compile_s"] = _images_per_s(build, batch, "bf16", used.channels_last,
-                                                              compile=True, steps=steps, device=device)
+            row["compiled"], row["compile_s"] = rates[-1], runners[-1][1]
         rows.append(row)
     return rows
+
+
+def _print_rows(rows: list[dict], compiled: bool, auto_precision: str) -> None:
+    for r in rows:
+        base = r[("fp32", False)]
+        cells = [f"{r[('fp32', False)]:8.0f}"] + [f"{r[k]:7.0f} ({r[k] / base:.2f}x)" for k in SETTINGS[1:]]
+        if compiled:
+            cells.append(f"{r['compiled']:7.0f} ({r['compiled'] / base:.2f}x, {r['compile_s']:.0f} s)")
+        used = ("bf16" if auto_precision == "bf16" else "fp32") + ("+CL" if r["uses channels_last"] else "")
+        print(f"  {r['family']:22s} {r['batch']:5d} " + " ".join(cells) + f"  {used}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,12 +286,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the model families and op rates run (default cpu)")
     parser.add_argument("--batch-scale", type=int, default=1,
                         help="model families also at this multiple of the profile's batch sizes")
+    parser.add_argument("--threads", default="all,1",
+                        help="CPU threads the model families run on, comma-separated ('all' = every thread); "
+                             "default 'all,1': the build's lanes train on one thread each (README)")
     args = parser.parse_args(argv)
     from genlab.precision import cpu_bf16_speedup, cpu_model, resolve
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda, but torch sees no CUDA device here", file=sys.stderr)
         return 1
+    all_threads = torch.get_num_threads()
+    try:
+        thread_counts = list(dict.fromkeys(all_threads if t.strip() == "all" else int(t) for t in args.threads.split(",")))
+    except ValueError:
+        print(f"error: --threads takes numbers or 'all', comma-separated; got {args.threads!r}", file=sys.stderr)
+        return 1
+    if any(t < 1 for t in thread_counts):
+        print(f"error: --threads must be at least 1; got {args.threads!r}", file=sys.stderr)
+        return 1
+    if args.device == "cuda":
+        thread_counts = [all_threads]      # the GPU does the work; host threads do not change it
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU: {cpu_model()}"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {where}, profile {args.profile}")
     try:
@@ -266,20 +315,17 @@ def main(argv: list[str] | None = None) -> int:
             if args.device == "cpu":
                 print(f"  bf16 probe (genlab.precision): {cpu_bf16_speedup():.2f}x float32 -> precision 'auto' = "
                       f"{resolve('auto', 'cpu')}")
-            print("\n[model families] training images/s; ratios against eager float32 NCHW")
-            print(f"  {'family':22s} {'batch':>5s} {'fp32':>8s} {'fp32+CL':>14s} {'bf16':>14s} {'bf16+CL':>14s}"
-                  + (f" {'compiled':>20s}" if args.compile else "") + "  used")
-            rows = family_bench(args.compile, args.profile, args.device)
-            if args.batch_scale > 1:
-                rows += family_bench(args.compile, args.profile, args.device, args.batch_scale)
-            for r in rows:
-                base = r[("fp32", False)]
-                cells = [f"{r[('fp32', False)]:8.0f}"] + [f"{r[k]:7.0f} ({r[k] / base:.2f}x)" for k in
-                                                          (("fp32", True), ("bf16", False), ("bf16", True))]
-                if args.compile:
-                    cells.append(f"{r['compiled']:7.0f} ({r['compiled'] / base:.2f}x, {r['compile_s']:.0f} s)")
-                used = ("bf16" if resolve("auto", args.device) == "bf16" else "fp32") + ("+CL" if r["uses channels_last"] else "")
-                print(f"  {r['family']:22s} {r['batch']:5d} " + " ".join(cells) + f"  {used}")
+            for threads in thread_counts:
+                torch.set_num_threads(threads)
+                print(f"\n[model families, {threads} thread{'s' if threads > 1 else ''}] training images/s; "
+                      "ratios against eager float32 NCHW")
+                print(f"  {'family':22s} {'batch':>5s} {'fp32':>8s} {'fp32+CL':>14s} {'bf16':>14s} {'bf16+CL':>14s}"
+                      + (f" {'compiled':>20s}" if args.compile else "") + "  used")
+                rows = family_bench(args.compile, args.profile, args.device)
+                if args.batch_scale > 1:
+                    rows += family_bench(args.compile, args.profile, args.device, args.batch_scale)
+                _print_rows(rows, args.compile, resolve("auto", args.device))
+            torch.set_num_threads(all_threads)
         if args.only in (None, "data"):
             print("\n[data pipeline] one epoch of the MNIST classifier (cpu profile), batch 128")
             results = classifier_bench(limit=args.limit, workers=args.workers)

@@ -1,0 +1,41 @@
+"""`make bench` measures; these tests check how it measures, never how fast anything is."""
+from genlab import bench
+
+
+def test_interleaved_windows_take_turns():
+    calls = []
+    runners = [lambda i=i: calls.append(i) for i in range(3)]
+    rates = bench._interleaved_rates(runners, images_per_step=4, steps=2, min_seconds=0.0, windows=3)
+    assert len(rates) == 3 and all(r > 0 for r in rates)
+    # One window is one chunk of 2 steps here; the settings take turns window by window.
+    assert calls == [0, 0, 1, 1, 2, 2] * 3
+
+
+def test_family_bench_times_every_family_in_every_setting(monkeypatch):
+    from toy import Toy, ToyConfig, toy_data
+
+    # Two toy "families" (the real ones take tens of seconds to warm up in float32 on some CPUs).
+    x, y = toy_data(64)
+    families = {"toy a": (lambda: Toy(ToyConfig()), (x[:16], y[:16])),
+                "toy b": (lambda: Toy(ToyConfig(lr=0.01)), (x[:32], y[:32]))}
+    monkeypatch.setattr(bench, "_families", lambda profile, batch_scale=1: families)
+    rows = bench.family_bench(profile="smoke", windows=2, min_seconds=0.0, steps=1)
+    assert [(r["family"], r["batch"]) for r in rows] == [("toy a", 16), ("toy b", 32)]
+    for r in rows:
+        assert all(r[setting] > 0 for setting in bench.SETTINGS)
+
+
+def test_the_flow_family_is_the_flow_the_profile_trains():
+    from genlab.config import get_profile
+    from genlab.dequantization import VariationallyDequantizedRealNVP
+
+    build, _ = bench._families("cpu")["flow (RealNVP)"]
+    assert get_profile("cpu").flows.dequantization == "variational"
+    assert isinstance(build(), VariationallyDequantizedRealNVP)
+
+
+def test_bad_thread_counts_get_a_clear_error(capsys):
+    assert bench.main(["--threads", "0", "--only", "families"]) == 1
+    assert "--threads must be at least 1" in capsys.readouterr().err
+    assert bench.main(["--threads", "two", "--only", "families"]) == 1
+    assert "numbers or 'all'" in capsys.readouterr().err
