@@ -97,7 +97,9 @@ BUDGETS = {
     # tutorial's flow took 200 epochs for it). The sweep's variants get 38 steps each at this batch: too few to rank.
     # A later probe, graphed, ms per step by batch: 128: 21.4, 256: 22.6, 512: 29.9, 1024: 49.1 (a replay costs
     # ~20 ms however small the batch). In the same 2.4 min, batch 256 would take ~6,000 steps and 512 ~4,500
-    # against 2,400 here; eagerly, 1,875 steps at 256 had reached 1.070. The next gpu build to try: batch 256-512.
-    "gpu": FlowBudget(epochs=(41,), batch_size=1024, hidden=96, blocks=2, couplings=4, lr=2e-3, samples=10000,
+    # against 2,400 here; eagerly, 1,875 steps at 256 had reached 1.070. So the gpu profile now trains at batch 512:
+    # 35 epochs are 4,095 steps, ~2.0 min at 29.9 ms a step - the training time of 41 epochs at 1024, with 1.7x the
+    # steps (and the sweep's variants 78 steps instead of 38). Not yet run in a gpu build (2026-11-27).
+    "gpu": FlowBudget(epochs=(35,), batch_size=512, hidden=96, blocks=2, couplings=4, lr=2e-3, samples=10000,
                       sweep_subset=20000, sweep_epochs=2, sweep_eval=10000),
 }
