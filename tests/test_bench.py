@@ -39,3 +39,23 @@ def test_bad_thread_counts_get_a_clear_error(capsys):
     assert "--threads must be at least 1" in capsys.readouterr().err
     assert bench.main(["--threads", "two", "--only", "families"]) == 1
     assert "numbers or 'all'" in capsys.readouterr().err
+
+
+def test_a_family_that_does_not_compile_is_reported_and_the_rest_timed(monkeypatch, capsys):
+    from toy import Toy, ToyConfig, toy_data
+
+    x, y = toy_data(16)
+    monkeypatch.setattr(bench, "_families", lambda profile, batch_scale=1: {"toy": (lambda: Toy(ToyConfig()), (x, y))})
+    runner = bench._runner
+
+    def failing_compile(*args, compile=False, **kwargs):
+        if compile:
+            raise RuntimeError("does not compile")
+        return runner(*args, **kwargs)
+
+    monkeypatch.setattr(bench, "_runner", failing_compile)
+    (row,) = bench.family_bench(compile=True, windows=1, min_seconds=0.0, steps=1)
+    assert row["compiled"] is None and row["compile_error"] == "RuntimeError"
+    assert all(row[setting] > 0 for setting in bench.SETTINGS)
+    bench._print_rows([row], compiled=True, auto_precision="bf16")
+    assert "fails: RuntimeError" in capsys.readouterr().out
