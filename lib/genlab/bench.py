@@ -236,7 +236,7 @@ def _interleaved_rates(runners: list, images_per_step: int, steps: int = 8, devi
     """Training images/s of each runner: the median of `windows` timed windows, each of at least `steps` steps
     and `min_seconds` seconds. The windows take turns (setting 1, 2, ..., then 1 again), so that a machine
     whose speed drifts (clock, neighbours) moves every setting alike: a ratio compares like with like. Timed
-    one setting after the other, with 0.1-s windows, the VAE's ratio moved from 1.25x to 1.45x between runs."""
+    one setting after the other, the VAE's ratio moved between 1.25x and 1.48x from run to run (CPU family 26)."""
     rates: list[list[float]] = [[] for _ in runners]
     for _ in range(windows):
         for i, step in enumerate(runners):
