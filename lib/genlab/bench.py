@@ -29,7 +29,7 @@ from genlab import data as gdata
 from genlab.classifier import Classifier, _budget_config
 from genlab.config import get_profile
 from genlab.errors import GenlabError
-from genlab.precision import resolve as resolve_precision
+from genlab.precision import cpu_bf16_speedup, cpu_model, resolve as resolve_precision
 
 
 WARMUP_BATCHES = 3  # first steps pay one-time costs (allocator, kernels): not timed
@@ -89,16 +89,12 @@ def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
 
 
 def _profile_flow(ds, budget):
-    """The RealNVP that `budget` trains on `ds`: with the learned dequantiser where it uses one (as
-    `flow_study.train` builds it), since the dequantiser's 28-px convolutions cost time too."""
-    from genlab.dequantization import DequantizerConfig, VariationallyDequantizedRealNVP
-    from genlab.flow_study import model_config
-    from genlab.flows import RealNVP
+    """The RealNVP that `budget` trains on `ds` (with the learned dequantiser where it uses one: its 28-px
+    convolutions cost time too)."""
+    from genlab.flow_study import flow_model, model_config
 
-    cfg = model_config(ds, budget)
-    if budget.dequantization == "variational":
-        return VariationallyDequantizedRealNVP(cfg, DequantizerConfig())
-    return RealNVP(cfg)
+    build, _ = flow_model(model_config(ds, budget), budget.dequantization)
+    return build()
 
 
 def flow_bench(steps: int = 20, batch_size: int | None = None, sample_n: int = 500) -> dict:
@@ -305,7 +301,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="CPU threads the model families run on, comma-separated ('all' = every thread); "
                              "default 'all,1': the build's lanes train on one thread each (README)")
     args = parser.parse_args(argv)
-    from genlab.precision import cpu_bf16_speedup, cpu_model, resolve
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda, but torch sees no CUDA device here", file=sys.stderr)
@@ -329,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\n[machine] " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in rates.items()))
             if args.device == "cpu":
                 print(f"  bf16 probe (genlab.precision): {cpu_bf16_speedup():.2f}x float32 -> precision 'auto' = "
-                      f"{resolve('auto', 'cpu')}")
+                      f"{resolve_precision('auto', 'cpu')}")
             for threads in thread_counts:
                 torch.set_num_threads(threads)
                 print(f"\n[model families, {threads} thread{'s' if threads > 1 else ''}] training images/s; "
@@ -339,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows = family_bench(args.compile, args.profile, args.device)
                 if args.batch_scale > 1:
                     rows += family_bench(args.compile, args.profile, args.device, args.batch_scale)
-                _print_rows(rows, args.compile, resolve("auto", args.device))
+                _print_rows(rows, args.compile, resolve_precision("auto", args.device))
             torch.set_num_threads(all_threads)
         if args.only in (None, "data"):
             print("\n[data pipeline] one epoch of the MNIST classifier (cpu profile), batch 128")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import pandas as pd
 import torch
@@ -75,6 +75,14 @@ def bits_per_dim(model: RealNVP, images: torch.Tensor, seed: int = 0, batch_size
     return total / len(images)
 
 
+def flow_model(cfg: FlowConfig, dequantization: str) -> tuple[Callable[[], RealNVP], Any]:
+    """(build the RealNVP of `cfg` with "uniform" or "variational" dequantisation, its training cache key)."""
+    if dequantization == "variational":
+        dq = DequantizerConfig()
+        return (lambda: VariationallyDequantizedRealNVP(cfg, dq)), {"flow": cfg, "dequantizer": dq}
+    return (lambda: RealNVP(cfg)), cfg
+
+
 def train(dataset: str, profile: str | Profile, *, train_images: int | None = None,
           epochs: int | None = None, batch_size: int | None = None, eval_images: int = 0,
           name: str = "realnvp", seed: int | None = None, precision: str | None = None,
@@ -88,11 +96,7 @@ def train(dataset: str, profile: str | Profile, *, train_images: int | None = No
     budget = profile.flows
     ds = gdata.load(dataset)
     cfg = model_config(ds, budget, **overrides)
-    if (dequantization or budget.dequantization) == "variational":
-        dq = DequantizerConfig()
-        build, key = (lambda: VariationallyDequantizedRealNVP(cfg, dq)), {"flow": cfg, "dequantizer": dq}
-    else:
-        build, key = (lambda: RealNVP(cfg)), cfg
+    build, key = flow_model(cfg, dequantization or budget.dequantization)
     n_train = experiment.train_images(ds, train_images or budget.train_subset)
     batch_size = batch_size or budget.batch_size
     n_val = min(budget.val_images, len(ds.x_test))
