@@ -172,6 +172,25 @@ def test_sampling_at_zero_temperature_returns_the_mode():
     assert not torch.equal(a, c)
 
 
+def test_finest_level_temperature_scales_the_latents_the_first_level_factors_out():
+    from genlab.flow_study import finest_level_latents, temperature_of_latents
+
+    cfg = FlowConfig(image_shape=(1, 8, 8), scales=3, couplings=1, hidden=4)
+    model = randomise(RealNVP(cfg))
+    levels = model.flow.transforms[-1].levels
+    first, _ = levels[0](torch.rand(2, 1, 8, 8))
+    factored = first[:, first.shape[1] // 2:].flatten(1).shape[1]      # what leaves the flow after level 1
+    assert finest_level_latents(model) == factored == 32 and model.dims == 64
+    assert temperature_of_latents(model, 0.9) == 0.9
+    scale = temperature_of_latents(model, 0.9, 0.5)
+    assert scale.shape == (64,) and (scale[:32] == 0.5).all() and (scale[32:] == 0.9).all()
+    # Sampling with it: the finest latents at 0 decode as z with its first 32 entries zeroed.
+    z = torch.randn(3, 64, generator=torch.Generator().manual_seed(0))
+    z[:, :32] = 0
+    cooled = model.sample(3, generator=torch.Generator().manual_seed(0), temperature=temperature_of_latents(model, 1.0, 0.0))
+    assert torch.equal(cooled, model.decode(z))
+
+
 def test_realnvp_trains_on_a_batch():
     torch.manual_seed(0)
     cfg = FlowConfig(image_shape=(1, 8, 8), scales=2, couplings=1, hidden=8, lr=1e-2)

@@ -155,6 +155,23 @@ def test_flow_temperature_prose_reads_the_best_row_and_checks_the_seeds_claim_on
     assert "T = 0.7 against" not in temperature_text(TemperatureStudy("mnist", 10, study(1, 1).rows[1:], {}))
 
 
+def test_flow_temperature_prose_names_a_cooled_finest_level_when_it_wins():
+    from genlab.flow_study import TemperatureRow, TemperatureStudy, temperature_text
+
+    rows = [TemperatureRow(0.7, 80.0, 8.0, 0.9, 0.8, 1.0, 100.0), TemperatureRow(1.0, 60.0, 8.0, 0.8, 0.5, 0.9, 100.0),
+            TemperatureRow(1.0, 54.0, 8.0, 0.8, 0.6, 1.0, 100.0, t_fine=0.85),
+            TemperatureRow(1.0, 66.0, 8.0, 0.8, 0.6, 1.0, 100.0, t_fine=0.5)]
+    study = TemperatureStudy("fashion_mnist", 2000, rows, {}, finest_latents=392)
+    assert study.best.t_fine == 0.85 and study.best_uniform.t == 1.0 and study.at(1.0).t_fine is None
+    text = temperature_text(study)
+    assert "The lowest FID is at T = 1 with the finest level at 0.85: 54 against a real floor of 8 (6.8×" in text
+    assert "(the 392 that the first level factors out)" in text and "at 0.85 FID 54, at 0.5 FID 66 — 10% lower" in text
+    # The seed's claim is checked on single temperatures only.
+    assert "T = 0.7 against T = 1.0: FID 80 vs 60" in text
+    worse = TemperatureStudy("fashion_mnist", 2000, rows[:2] + rows[3:], {}, finest_latents=392)
+    assert "none lower" in temperature_text(worse) and worse.best.t_fine is None
+
+
 def test_autoencoder_prose_reads_gaps_seed_spreads_and_beta_ends_from_fields():
     from genlab import ae_study as aes
 

@@ -137,10 +137,27 @@ def architecture_table(model: RealNVP) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def finest_level_latents(model: RealNVP) -> int:
+    """How many latents the first level factors out: those of the finest detail (they lead the flat z)."""
+    c, h, w = model.flow.transforms[-1].shapes[0]
+    return (c if len(model.flow.transforms[-1].shapes) == 1 else c // 2) * h * w
+
+
+def temperature_of_latents(model: RealNVP, t: float, t_fine: float | None = None) -> float | torch.Tensor:
+    """What z ~ N(0, I) is multiplied by: t everywhere, or (with `t_fine`) t_fine on the finest level's
+    latents and t on the rest."""
+    if t_fine is None:
+        return t
+    scale = torch.full((model.dims,), float(t))
+    scale[:finest_level_latents(model)] = t_fine
+    return scale
+
+
 def drawn_samples(run: FlowRun, t: float, n: int, seed: int = 0,
-                  raw_weights: bool = False) -> tuple[torch.Tensor, float]:
-    """(n uint8 samples at temperature t, seconds it took to draw them), from the EMA weights (the
-    optimiser's own with `raw_weights`), in batches of 500 from one seeded generator.
+                  raw_weights: bool = False, t_fine: float | None = None) -> tuple[torch.Tensor, float]:
+    """(n uint8 samples at temperature t - the finest level's latents at `t_fine` if given -, seconds it
+    took to draw them), from the EMA weights (the optimiser's own with `raw_weights`), in batches of 500
+    from one seeded generator: every temperature scales the same draws of z.
 
     Drawing is the slow part of a rebuild; the samples are a function of the trained weights and the
     seed, so they are kept beside the checkpoint (measuring them runs every time)."""
@@ -149,10 +166,11 @@ def drawn_samples(run: FlowRun, t: float, n: int, seed: int = 0,
     def draw():
         g = torch.Generator().manual_seed(seed)
         t0 = time.perf_counter()
-        images = model.sample(n, generator=g, temperature=t)
+        images = model.sample(n, generator=g, temperature=temperature_of_latents(model, t, t_fine))
         return {"images": images, "seconds": torch.tensor(time.perf_counter() - t0)}
 
-    path = run.fit.run_dir / f"samples_T{t:g}_n{n}_seed{seed}{'_raw' if raw_weights else ''}.pt"
+    fine = "" if t_fine is None else f"_fine{t_fine:g}"
+    path = run.fit.run_dir / f"samples_T{t:g}{fine}_n{n}_seed{seed}{'_raw' if raw_weights else ''}.pt"
     drawn = tensor_memo(path, draw, code=drawn_samples)
     return drawn["images"], float(drawn["seconds"])
 
@@ -168,10 +186,20 @@ class TemperatureRow:
     confident: float           # share of samples with confidence >= 0.9
     coverage: float
     samples_per_second: float
+    t_fine: float | None = None   # the finest level's latents at this temperature instead of t
 
     @property
     def ratio(self) -> float:
         return self.fid / self.floor
+
+    @property
+    def setting(self) -> str:
+        return temperature_setting(self.t, self.t_fine)
+
+
+def temperature_setting(t: float, t_fine: float | None = None) -> str:
+    """T = 0.9, or T = 0.9 with the finest level at 0.5."""
+    return f"T = {t:g}" + ("" if t_fine is None else f" with the finest level at {t_fine:g}")
 
 
 @dataclass
@@ -179,38 +207,69 @@ class TemperatureStudy:
     dataset: str
     samples: int                            # per temperature
     rows: list[TemperatureRow]
-    grids: dict[float, torch.Tensor]        # T -> the first 16 of its samples
+    grids: dict[float, torch.Tensor]        # T -> the first 16 of its samples (single temperatures)
+    finest_latents: int = 0                 # latents of the finest level (which `TemperatureRow.t_fine` scales)
 
     @property
     def title(self) -> str:
         return gdata.SPECS[self.dataset].title
 
     @property
+    def uniform(self) -> list[TemperatureRow]:
+        """The rows with one temperature for every latent."""
+        return [r for r in self.rows if r.t_fine is None]
+
+    @property
+    def fine(self) -> list[TemperatureRow]:
+        """The rows whose finest level is cooled below the best single temperature."""
+        return [r for r in self.rows if r.t_fine is not None]
+
+    @property
+    def best_uniform(self) -> TemperatureRow:
+        """The single temperature whose samples have the lowest FID (the lower T on a tie)."""
+        return min(self.uniform, key=lambda r: r.fid)
+
+    @property
     def best(self) -> TemperatureRow:
-        """The temperature whose samples have the lowest FID (the lower T on a tie)."""
+        """The setting, single T or finest level cooled, whose samples have the lowest FID."""
         return min(self.rows, key=lambda r: r.fid)
 
     def at(self, t: float) -> TemperatureRow | None:
-        return next((r for r in self.rows if r.t == t), None)
+        """The row of single temperature t."""
+        return next((r for r in self.uniform if r.t == t), None)
 
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame([{"T": r.t, "FID": r.fid, "FID floor": r.floor, "confidence": r.confidence,
+        return pd.DataFrame([{"T": r.t, "T of the finest level": r.t if r.t_fine is None else r.t_fine,
+                              "FID": r.fid, "FID floor": r.floor, "confidence": r.confidence,
                               "share ≥ 0.9": r.confident, "coverage": r.coverage,
                               "samples/s": r.samples_per_second} for r in self.rows])
 
 
-def temperature_study(run: FlowRun, ys: Yardstick, temperatures, n: int, seed: int = 0) -> TemperatureStudy:
+def temperature_study(run: FlowRun, ys: Yardstick, temperatures, n: int, seed: int = 0,
+                      fine_temperatures=()) -> TemperatureStudy:
     """Samples at each temperature, measured: FID (with the floor for n images),
-    mean confidence, share with confidence >= 0.9, class coverage. Each measured
-    sample set is kept as samples/<notebook>/measured_temperature_<dataset>_T<T>.pt."""
+    mean confidence, share with confidence >= 0.9, class coverage. Then, at the best of those
+    temperatures, the finest level's latents at each of `fine_temperatures` below it. Each measured
+    sample set is kept as samples/<notebook>/measured_temperature_<dataset>_T<T>[_fine<T>].pt."""
     rows, grids = [], {}
+
+    def measure(t, t_fine=None):
+        samples, seconds = drawn_samples(run, t, n, seed, t_fine=t_fine)
+        fine = "" if t_fine is None else f"_fine{t_fine:g}"
+        m = ys.measure(samples, name=f"measured_temperature_{run.dataset}_T{t:g}{fine}",
+                       config={"dataset": run.dataset, "temperature": t, "finest_level_temperature": t_fine,
+                               "seed": seed, "flow": config_dict(run.cfg)})
+        rows.append(TemperatureRow(t, m.fid, m.fid_floor, m.confidence, m.confident_share, m.coverage, n / seconds,
+                                   t_fine))
+        return samples
+
     for t in temperatures:
-        samples, seconds = drawn_samples(run, t, n, seed)
-        m = ys.measure(samples, name=f"measured_temperature_{run.dataset}_T{t:g}",
-                       config={"dataset": run.dataset, "temperature": t, "seed": seed, "flow": config_dict(run.cfg)})
-        rows.append(TemperatureRow(t, m.fid, m.fid_floor, m.confidence, m.confident_share, m.coverage, n / seconds))
-        grids[t] = samples[:16]
-    return TemperatureStudy(run.dataset, n, rows, grids)
+        grids[t] = measure(t)[:16]
+    study = TemperatureStudy(run.dataset, n, rows, grids, finest_level_latents(run.model))
+    best = study.best_uniform.t
+    for t_fine in sorted(t for t in fine_temperatures if t < best):
+        measure(best, t_fine)
+    return study
 
 
 @torch.no_grad()
@@ -366,14 +425,15 @@ def temperature_experiment(profile: str | Profile, runs: dict[str, FlowRun]) -> 
     profile = get_profile(profile)
     budget = profile.flows
     return {ds: temperature_study(run, yardstick(ds, profile.name), budget.temperatures, budget.samples,
-                                  seed=profile.seed) for ds, run in runs.items()}
+                                  seed=profile.seed, fine_temperatures=budget.fine_temperatures)
+            for ds, run in runs.items()}
 
 
 def show_temperatures(report, studies: dict[str, TemperatureStudy], runs: dict[str, FlowRun]) -> None:
     """For each dataset: the measured temperature table, one row of samples per T, and headline numbers;
     then one plot of all."""
     for ds, study in studies.items():
-        ts = [r.t for r in study.rows]
+        ts = [r.t for r in study.uniform]
         report.say(f"**{study.title}** ({study.samples} samples per temperature):")
         report.table(study.table())
         report.grid(f"temperatures_{ds}", torch.cat([study.grids[t][:8] for t in ts]),
@@ -385,8 +445,9 @@ def show_temperatures(report, studies: dict[str, TemperatureStudy], runs: dict[s
         report.headline("FID real floor (same count)", best.floor, "FID", ds)
         # At the temperature of the lowest FID, like the two numbers above (not the best share at any T).
         report.headline("share of samples with confidence ≥ 0.9 (best T)", best.confident, "fraction", ds)
-    plots.show(plots.plot_temperatures([(s.title, [r.t for r in s.rows], [r.fid for r in s.rows], s.rows[0].floor,
-                                         [r.confident for r in s.rows], [r.coverage for r in s.rows])
+    plots.show(plots.plot_temperatures([(s.title, [r.t for r in s.uniform], [r.fid for r in s.uniform], s.rows[0].floor,
+                                         [r.confident for r in s.uniform], [r.coverage for r in s.uniform],
+                                         [(r.t_fine, r.fid) for r in s.fine])
                                         for s in studies.values()]))
 
 
@@ -410,16 +471,20 @@ def conversion_text(run: FlowRun) -> str:
             f"The dequantisation's log-det alone costs 8 bits/dim, which the flow's density must win back.")
 
 
-def visual_results(report, run: FlowRun, seed: int = 0, temperatures=(0.7, 1.0)) -> None:
-    """Samples at the given temperatures, exact reconstructions, latent interpolations: shown and saved."""
+def visual_results(report, run: FlowRun, seed: int = 0, temperatures=(0.7, 1.0), t_fine: float | None = None) -> None:
+    """Samples at the given temperatures (the first with its finest level at `t_fine`, if given: the
+    setting of the lowest FID), exact reconstructions, latent interpolations: shown and saved."""
     ds = gdata.load(run.dataset)
     model = run.model
     flow_cfg = config_dict(run.cfg)
-    for t in dict.fromkeys(temperatures):
+    settings = dict.fromkeys([(temperatures[0], t_fine), *((t, None) for t in temperatures[1:])])
+    for i, (t, fine) in enumerate(settings):
         g = torch.Generator().manual_seed(seed)
-        report.grid(f"samples_{ds.name}_T{t}", model.sample(32, generator=g, temperature=t),
-                    f"{ds.title}: samples at T = {t:g}" + (" (lowest FID)" if t == temperatures[0] else ""), nrow=16,
-                    config={"dataset": ds.name, "temperature": t, "seed": seed, "flow": flow_cfg})
+        report.grid(f"samples_{ds.name}_T{t}" + ("" if fine is None else f"_fine{fine:g}"),
+                    model.sample(32, generator=g, temperature=temperature_of_latents(model, t, fine)),
+                    f"{ds.title}: samples at {temperature_setting(t, fine)}" + (" (lowest FID)" if i == 0 else ""), nrow=16,
+                    config={"dataset": ds.name, "temperature": t, "finest_level_temperature": fine, "seed": seed,
+                            "flow": flow_cfg})
     x = ds.x_test[:8]
     rec = model.decode(model.encode(x)).cpu()
     report.grid(f"reconstructions_{ds.name}", torch.cat([x, rec]),
@@ -500,11 +565,18 @@ def sweep_text(sweep: Sweep, grads: dict[int, tuple[float, float]] | None) -> li
 
 def temperature_text(study: TemperatureStudy) -> str:
     """The best temperature's numbers, and whether the seed's claim about T = 0.7 holds (when measured)."""
-    best = study.best
-    text = (f"**Temperature, {study.title}.** The lowest FID is at T = {best.t:g}: {best.fid:.3g} against a "
+    best, single = study.best, study.best_uniform
+    text = (f"**Temperature, {study.title}.** The lowest FID is at {best.setting}: {best.fid:.3g} against a "
             f"real floor of {best.floor:.3g} ({best.ratio:.1f}× the floor); there "
             f"{best.confident:.0%} of samples get classifier confidence ≥ 0.9 and class coverage is "
             f"{best.coverage:.0%}.")
+    if study.fine:
+        text += (f" Cooling only the finest level's latents (the {study.finest_latents} that the first level "
+                 f"factors out) below the best single temperature "
+                 f"(T = {single.t:g}, FID {single.fid:.3g}), the same draws of z: "
+                 + ", ".join(f"at {r.t_fine:g} FID {r.fid:.3g}" for r in study.fine)
+                 + (f" — {1 - best.fid / single.fid:.0%} lower at best." if best.t_fine is not None
+                    else " — none lower."))
     a, b = study.at(0.7), study.at(1.0)
     if a is not None and b is not None:
         sharper = a.confident > b.confident and a.fid < b.fid

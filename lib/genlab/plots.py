@@ -181,14 +181,17 @@ def plot_bits_per_dim(curves: Sequence[tuple[str, pd.DataFrame, int, float, int]
     return fig
 
 
-def plot_temperatures(series: Sequence[tuple[str, Sequence[float], Sequence[float], float, Sequence[float],
-                                             Sequence[float]]]):
-    """Per dataset (title, temperatures, FIDs, real floor, confident shares, class coverages): how sample
-    quality moves with the temperature."""
+def plot_temperatures(series: Sequence[tuple]):
+    """Per dataset (title, temperatures, FIDs, real floor, confident shares, class coverages[, finest-level
+    points]): how sample quality moves with the temperature. The optional points, (T of the finest level,
+    FID), are of samples whose other latents stay at the best single T; they are drawn as crosses."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 3))
-    for title, ts, fids, floor, confident, coverage in series:
+    for title, ts, fids, floor, confident, coverage, *fine in series:
         line, = axes[0].plot(ts, fids, marker="o", label=title)
         axes[0].axhline(floor, color=line.get_color(), ls=":", lw=1)
+        if fine and fine[0]:
+            axes[0].plot(*zip(*fine[0]), ls="none", marker="x", color=line.get_color(),
+                         label=f"{title}: only the finest level at T")
         axes[1].plot(ts, confident, marker="o", label=title)
         axes[2].plot(ts, coverage, marker="o", label=title)
     for ax, name in zip(axes, ["FID (dotted: real floor)", "share of samples with confidence ≥ 0.9",
