@@ -762,8 +762,6 @@ def progan_budget_text(results: ProGANResults, profile: str | Profile) -> str:
     paper = PAPER_IMAGES_PER_PHASE * (2 * len(stages) - 1)
     last = stages[-1]
     minutes = sum(s.train_minutes for s in stages)
-    gpu = get_profile("gpu").gans
-    gpu_images = sum(gpu.progan_steps) * gpu.progan_batch
     where = "on a GPU" if profile.device.type == "cuda" else "on a CPU"
     text = (f"**What a full-budget ProGAN needs.** Karras et al. (2018) show the discriminator "
             f"{PAPER_IMAGES_PER_PHASE / 1e3:.0f}k real images to fade in each new resolution and as many again to "
@@ -778,6 +776,8 @@ def progan_budget_text(results: ProGANResults, profile: str | Profile) -> str:
     if profile.name == "gpu":
         text += "This is the gpu profile: the times above are its own."
     else:
+        gpu = get_profile("gpu").gans
+        gpu_images = sum(gpu.progan_steps) * gpu.progan_batch
         text += (f"The gpu profile trains {gpu_images / 1e6:.2f} M images ({', '.join(map(str, gpu.progan_steps))} "
                  f"steps per stage at batch {gpu.progan_batch}, channels {gpu.progan_channels} instead of "
                  f"{results.config.channels}); how long it takes is measured by a build with `--profile gpu`, "
