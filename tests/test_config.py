@@ -62,6 +62,19 @@ def test_a_bad_parameter_is_one_line_naming_what_is_valid(notebook, params, mess
         apply_params("cpu", notebook, params)
 
 
+def test_a_list_that_may_be_empty_takes_none_from_the_command_line_and_others_still_refuse_it():
+    from genlab import build
+    from genlab.config import apply_params, describe_changes
+    for given in ("", "[]"):
+        profile, changed = apply_params("cpu", "flows", build.parse_params([f"fine_temperatures={given}"]))
+        assert profile.flows.fine_temperatures == () and changed == {"fine_temperatures": ()}
+        assert describe_changes(changed) == "fine_temperatures=none"
+    with pytest.raises(GenlabError, match="temperatures needs at least one value"):
+        apply_params("cpu", "flows", build.parse_params(["temperatures="]))
+    with pytest.raises(GenlabError, match="fine_temperatures must be > 0, got -0.5"):
+        apply_params("cpu", "flows", {"fine_temperatures": [-0.5]})
+
+
 def test_dataset_parameters_take_the_registry_spellings():
     from genlab.config import apply_params
     profile, changed = apply_params("cpu", "flows", {"datasets": "Fashion-MNIST"})

@@ -195,7 +195,7 @@ def _coerce(name: str, value: Any, typ: Any, meta) -> Any:
             value = [_literal(v.strip()) for v in value.split(",") if v.strip()]
         elif not isinstance(value, (list, tuple)):
             value = [value]
-        if not value:
+        if not value and not meta.get("may_be_empty"):
             raise GenlabError(f"parameter {name} needs at least one value")
         per = meta.get("per_dataset")
         if per and len(value) not in (1, len(per)):
@@ -266,7 +266,7 @@ def describe_changes(changed: dict) -> str:
     """'epochs=10, hidden=64' (or 'nothing')."""
     def fmt(v):
         if isinstance(v, tuple):
-            return ",".join(fmt(x) for x in v)
+            return ",".join(fmt(x) for x in v) or "none"
         return f"{v:g}" if isinstance(v, float) else str(v)
     return ", ".join(f"{k}={fmt(v)}" for k, v in sorted(changed.items())) or "nothing"
 

@@ -42,7 +42,7 @@ class FlowBudget:
     # The finest level's latents (the first the flow factors out) cooled to each of these below the best single
     # temperature, the others at it; measured beside the single temperatures (empty: none). See the cpu budget's
     # notes: the finest latents carry pixel noise, the coarse ones the shape.
-    fine_temperatures: tuple[float, ...] = (0.5, 0.7, 0.85)
+    fine_temperatures: tuple[float, ...] = knob((0.5, 0.7, 0.85), may_be_empty=True)
     sweep_subset: int = 10000      # training images each hyperparameter variant sees
     sweep_epochs: int = 1
     sweep_eval: int = 2000         # test images for a variant's bits/dim

@@ -11,12 +11,13 @@ from genlab.errors import GenlabError
 
 
 def knob(default, *, min: float | None = None, choices: tuple | None = None, normalise=None,
-         per_dataset: tuple[str, ...] | None = None):
+         per_dataset: tuple[str, ...] | None = None, may_be_empty: bool = False):
     """A budget field with its valid range (default: integers >= 1, floats > 0); `normalise` maps a
     user's spelling of a choice to the canonical one before it is checked; a tuple field `per_dataset`
-    holds one value for every dataset or one per dataset, in that order."""
+    holds one value for every dataset or one per dataset, in that order; one that `may_be_empty` takes
+    no values at all (`-p name=` or `[]`: none)."""
     return field(default=default, metadata={"min": min, "choices": choices, "normalise": normalise,
-                                            "per_dataset": per_dataset})
+                                            "per_dataset": per_dataset, "may_be_empty": may_be_empty})
 
 
 def dataset_name(value: str) -> str:
