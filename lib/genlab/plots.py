@@ -201,8 +201,8 @@ def plot_temperatures(series: Sequence[tuple]):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[0].set_yscale("log")
-    # FID falls towards T = 1, where the high corner is empty; the default place covered the floor lines.
-    axes[0].legend(fontsize=6, loc="upper right")
+    # Below the panel: inside, every place covers a curve or a floor line.
+    axes[0].legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2)
     fig.tight_layout()
     return fig
 
