@@ -169,8 +169,7 @@ def drawn_samples(run: FlowRun, t: float, n: int, seed: int = 0,
         images = model.sample(n, generator=g, temperature=temperature_of_latents(model, t, t_fine))
         return {"images": images, "seconds": torch.tensor(time.perf_counter() - t0)}
 
-    fine = "" if t_fine is None else f"_fine{t_fine:g}"
-    path = run.fit.run_dir / f"samples_T{t:g}{fine}_n{n}_seed{seed}{'_raw' if raw_weights else ''}.pt"
+    path = run.fit.run_dir / f"samples_T{t:g}{fine_suffix(t_fine)}_n{n}_seed{seed}{'_raw' if raw_weights else ''}.pt"
     drawn = tensor_memo(path, draw, code=drawn_samples)
     return drawn["images"], float(drawn["seconds"])
 
@@ -200,6 +199,11 @@ class TemperatureRow:
 def temperature_setting(t: float, t_fine: float | None = None) -> str:
     """T = 0.9, or T = 0.9 with the finest level at 0.5."""
     return f"T = {t:g}" + ("" if t_fine is None else f" with the finest level at {t_fine:g}")
+
+
+def fine_suffix(t_fine: float | None) -> str:
+    """What a file or sample-set name adds for a cooled finest level: "" or "_fine0.5"."""
+    return "" if t_fine is None else f"_fine{t_fine:g}"
 
 
 @dataclass
@@ -255,8 +259,7 @@ def temperature_study(run: FlowRun, ys: Yardstick, temperatures, n: int, seed: i
 
     def measure(t, t_fine=None):
         samples, seconds = drawn_samples(run, t, n, seed, t_fine=t_fine)
-        fine = "" if t_fine is None else f"_fine{t_fine:g}"
-        m = ys.measure(samples, name=f"measured_temperature_{run.dataset}_T{t:g}{fine}",
+        m = ys.measure(samples, name=f"measured_temperature_{run.dataset}_T{t:g}{fine_suffix(t_fine)}",
                        config={"dataset": run.dataset, "temperature": t, "finest_level_temperature": t_fine,
                                "seed": seed, "flow": config_dict(run.cfg)})
         rows.append(TemperatureRow(t, m.fid, m.fid_floor, m.confidence, m.confident_share, m.coverage, n / seconds,
@@ -265,11 +268,10 @@ def temperature_study(run: FlowRun, ys: Yardstick, temperatures, n: int, seed: i
 
     for t in temperatures:
         grids[t] = measure(t)[:16]
-    study = TemperatureStudy(run.dataset, n, rows, grids, finest_level_latents(run.model))
-    best = study.best_uniform.t
+    best = min(rows, key=lambda r: r.fid).t          # so far every row is a single temperature
     for t_fine in sorted(t for t in fine_temperatures if t < best):
         measure(best, t_fine)
-    return study
+    return TemperatureStudy(run.dataset, n, rows, grids, finest_level_latents(run.model))
 
 
 @torch.no_grad()
@@ -480,7 +482,7 @@ def visual_results(report, run: FlowRun, seed: int = 0, temperatures=(0.7, 1.0),
     settings = dict.fromkeys([(temperatures[0], t_fine), *((t, None) for t in temperatures[1:])])
     for i, (t, fine) in enumerate(settings):
         g = torch.Generator().manual_seed(seed)
-        report.grid(f"samples_{ds.name}_T{t}" + ("" if fine is None else f"_fine{fine:g}"),
+        report.grid(f"samples_{ds.name}_T{t}{fine_suffix(fine)}",
                     model.sample(32, generator=g, temperature=temperature_of_latents(model, t, fine)),
                     f"{ds.title}: samples at {temperature_setting(t, fine)}" + (" (lowest FID)" if i == 0 else ""), nrow=16,
                     config={"dataset": ds.name, "temperature": t, "finest_level_temperature": fine, "seed": seed,
