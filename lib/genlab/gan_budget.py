@@ -53,6 +53,14 @@ class GANBudget:
     # stage, against 470, 412, 380, 247 (90x) in 9.2 min; 3600 steps at the usual width instead gave 196 (72x).
     # 2c at 16 px and c at 32 px: 465, 442, 386, 245 (90x), the last stage 19.2 min.
     progan_lr: float = 1e-3                   # G and D, as the conv GAN's
+    # Adam's (beta1, beta2) for ProGAN's G and D: no momentum, as Karras et al. train it (the conv GANs keep DCGAN's
+    # 0.5, 0.999). Measured (2026-11-27, AMD EPYC family 26, one thread each, the default steps; FID by stage):
+    #   (0.5, 0.999) seed 0   478, 363, 344, 183      seed 1   479, 372, 333, 196
+    #   (0, 0.99)    seed 0   487, 361, 331, 164      seed 1   472, 369, 291, 177
+    #   (0, 0.9)     seed 0   488, 361, 278, 173
+    # 10 % lower at 32 px with both seeds, in the same time. With it (seed 0), an EMA decay of 0.999 instead of 0.99
+    # scored 167, and D's learning rate at 2e-3 (G's at 1e-3) 170: no further gain.
+    progan_betas: tuple[float, ...] = knob((0.0, 0.99), min=0)
     # Optimiser steps per stage (4, 8, 16, 32 px). Measured on CIFAR-10 (AMD EPYC, one thread, batch 64), FID by
     # stage: (1000, 1500, 2000, 1000) steps 479, 416, 268, 232 in 14.4 min; (500, 1000, 1500, 1500) 470, 447, 413,
     # 253 in 13.9 min; (600, 1200, 1800, 1800) 476, 430, 420, 218 in 15.3 min, where FID over each stage's four
@@ -117,6 +125,9 @@ class GANBudget:
     progan_epochs_per_stage: int = 4          # history points per stage (the loop's "epochs")
 
     def __post_init__(self):
+        if len(self.progan_betas) != 2 or not all(0 <= b < 1 for b in self.progan_betas):
+            raise GenlabError(f"parameter progan_betas needs two values in [0, 1) (Adam's beta1, beta2); got "
+                              f"{','.join(map(str, self.progan_betas))}")
         if not 0 <= self.progan_ema < 1:
             raise GenlabError(f"parameter progan_ema must be in [0, 1) (0: no average); got {self.progan_ema}")
         if len(self.conv_epochs) not in (1, len(DATASETS_28)):

@@ -577,7 +577,7 @@ def progan_config(profile: Profile) -> ProGANConfig:
     """ProGAN on CIFAR-10 with the conv GAN's recipe, self-conditioned on the budget's clusters."""
     b = profile.gans
     gan = ConvGANConfig(image_shape=(3, 32, 32), classes=b.self_conditioning, lr_g=b.progan_lr, lr_d=b.progan_lr,
-                        mode_seeking=b.mode_seeking, ema=b.progan_ema)
+                        mode_seeking=b.mode_seeking, ema=b.progan_ema, betas=tuple(b.progan_betas))
     return ProGANConfig(gan=gan, channels=b.progan_channels)
 
 
