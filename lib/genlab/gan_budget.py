@@ -68,7 +68,7 @@ class GANBudget:
     #   a skip generator (StyleGAN2's: every            nearest 487, 361, 325, 192; bilinear (reals blended
     #   resolution's to_rgb added up, upsampled)         bilinear too) 487, 355, 325, 233
     # The 16-px samples score 1.7x the floor of real images reduced to 16 px; at 32 px they score 61x the 32-px floor.
-    # What is missing is 32-px detail, and every change above that bought some cost more time than steps do.
+    # What is missing is 32-px detail; the one change above that bought some (two D steps) cost more time than steps do.
     progan_betas: tuple[float, ...] = knob((0.0, 0.99), min=0)
     # Optimiser steps per stage (4, 8, 16, 32 px). Measured on CIFAR-10 (AMD EPYC, one thread, batch 64), FID by
     # stage: (1000, 1500, 2000, 1000) steps 479, 416, 268, 232 in 14.4 min; (500, 1000, 1500, 1500) 470, 447, 413,
