@@ -210,3 +210,14 @@ def test_a_new_stage_carries_every_weight_of_the_previous_one():
     for (k, a), b in zip(old.state_dict().items(), new.state_dict().values()):
         assert torch.equal(a, b) or k == "step", k
     assert int(new.step) == 0 and new.stage == 2
+
+
+def test_progan_optimisers_take_the_budgets_adam_betas():
+    from genlab.config import apply_params
+    from genlab.gan_study import progan_config
+
+    for betas in ((0.0, 0.99), (0.5, 0.999)):
+        profile, _ = apply_params("smoke", "gans", {"progan_betas": ",".join(map(str, betas))})
+        model = ProGAN(ProGANStage(progan_config(profile), 0, 4))
+        for opt in model.configure_optimizers().values():
+            assert all(group["betas"] == betas for group in opt.param_groups)
