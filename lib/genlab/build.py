@@ -51,11 +51,11 @@ TITLES = {"flows": "Normalizing flows (RealNVP)",
 
 # Minutes a cold build of each notebook took (README); used until a build of this profile has run here.
 # cpu: measured in the lanes of a cold build on 2 AMD EPYC cores of CPU family 26 (bf16, one thread each,
-# 2026-11-27, at 9835e40; ff36e12 took 45.8, 10.9 and 53.7), without the yardstick classifiers that train before the lanes (MNIST, Fashion-MNIST:
-# 1.6 min on two threads), with the one that trains in its lane (CIFAR-10's, ~6 min of the GANs notebook; see
-# `shared_datasets`). The autoencoders took 11.1 min, their last 3 on two threads handed on when the GANs lane
-# ended (genlab.lanes): ~12 at one thread's speed. An older EPYC family took ~1.5x as long (101 min cold in all,
-# with earlier budgets).
+# 2026-11-27, at 9835e40; ff36e12 took 45.8, 10.9 and 53.7), without the yardstick classifiers that train before
+# the lanes (MNIST, Fashion-MNIST: 1.6 min on two threads), with the one that trains in its lane (CIFAR-10's, ~6
+# min of the GANs notebook; see `shared_datasets`). The autoencoders took 11.1 min, their last 3 on two threads
+# handed on when the GANs lane ended (genlab.lanes): ~12 at one thread's speed. An older EPYC family took ~1.5x as
+# long (101 min cold in all, with earlier budgets).
 ESTIMATE_MIN = {"smoke": {"flows": 0.4, "autoencoders": 0.4, "gans": 0.5},
                 "cpu": {"flows": 47.2, "autoencoders": 12.0, "gans": 55.2},
                 "gpu": {"flows": 8, "autoencoders": 6, "gans": 7}}

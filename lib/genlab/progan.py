@@ -4,10 +4,11 @@ The generator grows 4 -> 8 -> 16 -> 32 pixels; each new block fades in (α from 
 the first half of its stage) while the real images are blended the same way. What trains the
 pair is the conv GAN of genlab.gans: hinge loss, a spectrally normalised projection
 discriminator, mode seeking, the EMA generator, and self-conditioning on k-means clusters of
-the images. Only the networks grow, and Adam runs without momentum (gan_budget.progan_betas). Measured on CIFAR-10 (AMD EPYC, one thread): ProGAN's own
-recipe (equalised learning rate, pixel norm, minibatch std, lr 2e-4, batch 32) scored FID 488, 483,
-531, 487 by stage in 9.5 min of training and did not fall from stage to stage; this one scores 479,
-416, 268, 232 in 14.4 min (the conv GAN of genlab.gans at 32x32, not growing: 304 after 7.8 min, 257 after 10.5).
+the images. Only the networks grow, and Adam runs without momentum (gan_budget.progan_betas).
+Measured on CIFAR-10 (AMD EPYC, one thread): ProGAN's own recipe (equalised learning rate, pixel
+norm, minibatch std, lr 2e-4, batch 32) scored FID 488, 483, 531, 487 by stage in 9.5 min of
+training and did not fall from stage to stage; this one scores 479, 416, 268, 232 in 14.4 min (the
+conv GAN of genlab.gans at 32x32, not growing: 304 after 7.8 min, 257 after 10.5).
 """
 from __future__ import annotations
 
