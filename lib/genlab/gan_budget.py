@@ -67,6 +67,7 @@ class GANBudget:
     #   EMA decay 0.999 instead of 0.99                  487, 361, 325, 167
     #   D's learning rate 2e-3 (G's 1e-3)                470, 366, 327, 170
     #   progan_lr 5e-4 / 2e-3 (G and D)                  478, 364, 311, 171 / 472, 367, 318, 168
+    #   mode seeking 0.15 / 0.5 instead of 0.3           483, 380, 282, 168 / 491, 364, 288, 168
     #   two D steps per G step (fresh z, same reals)     484, 353, 284, 160   (16.5 min of training against 11.2)
     #   100 clusters instead of 50                       479, 379, 303, 170
     #   fade-in over a stage's first quarter, not half   487, 379, 296, 171
