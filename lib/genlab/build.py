@@ -56,9 +56,11 @@ TITLES = {"flows": "Normalizing flows (RealNVP)",
 # min of the GANs notebook; see `shared_datasets`). The autoencoders took 11.1 min, their last 3 on two threads
 # handed on when the GANs lane ended (genlab.lanes): ~12 at one thread's speed. An older EPYC family took ~1.5x as
 # long (101 min cold in all, with earlier budgets).
+# gpu: one H200 (2026-11-27, at 80e992e), the three notebooks side by side on it: flows 10.4 (7.9 alone, earlier),
+# autoencoders 3.7; the GANs took 11.7 with a quarter to a half of today's steps, ~19 by its measured step times.
 ESTIMATE_MIN = {"smoke": {"flows": 0.4, "autoencoders": 0.4, "gans": 0.5},
                 "cpu": {"flows": 47.2, "autoencoders": 12.0, "gans": 55.2},
-                "gpu": {"flows": 8, "autoencoders": 6, "gans": 7}}
+                "gpu": {"flows": 8, "autoencoders": 3.7, "gans": 19}}
 
 
 # How much longer training takes on one thread than on two, measured in a cold cpu build on 2 AMD EPYC
@@ -71,13 +73,17 @@ TABLE_THREADS = 1   # ESTIMATE_MIN's cpu and smoke rows were measured with this 
 
 
 def default_jobs() -> int:
-    """Lanes of notebooks to run side by side: one per pair of CPU cores' worth of gain - two on a
-    CPU with two or more cores, one when a GPU does the training (the lanes would share it)."""
+    """Lanes of notebooks to run side by side: two on a CPU with two or more cores; with a GPU, one per
+    notebook where each lane gets at least two CPU threads to launch its kernels from."""
     import torch
 
+    cores = os.cpu_count() or 1
     if torch.cuda.is_available():
-        return 1
-    return 2 if (os.cpu_count() or 1) >= 2 else 1
+        # The GPU mostly waits on Python launching small kernels (README), so notebooks side by side share it
+        # well: on one H200 (2026-11-27, 16 cores) the three gpu notebooks side by side took 12.9 min in all, with
+        # the GPU 22-38 % busy; the flows notebook alone had taken 7.9 of them.
+        return max(1, min(len(NOTEBOOKS), cores // 2))
+    return 2 if cores >= 2 else 1
 
 
 def lane_threads(jobs: int) -> int:
@@ -541,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports", type=Path, default=REPO_ROOT / "reports", help="output folder")
     parser.add_argument("--jobs", type=int, default=None, metavar="N",
                         help="notebooks to run side by side, each on cores/N threads (default: 2 on a CPU "
-                             "with 2 or more cores, 1 with a GPU)")
+                             "with 2 or more cores; with a GPU, one per notebook, at least 2 threads each)")
     # Used by the lanes the builder starts itself:
     parser.add_argument("--no-index", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
