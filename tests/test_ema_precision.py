@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from genlab import GenlabError
-from genlab.precision import resolve
+from genlab.precision import ieee_fp32_convolutions, resolve
 from genlab.train import EMA, fit
 from toy import Toy, ToyConfig, run
 
@@ -84,3 +84,13 @@ def test_flow_log_dets_stay_float32_under_bf16_autocast():
     assert mixed.dtype == torch.float32
     # bf16 coupling networks change log p by well under 0.1 % (bits/dim to about 3 decimals)
     assert torch.allclose(mixed, exact, rtol=1e-3)
+
+
+def test_ieee_fp32_convolutions_hold_inside_the_block_and_put_the_flag_back():
+    conv = torch.backends.cudnn.conv
+    before = conv.fp32_precision
+    with pytest.raises(RuntimeError, match="inside"):
+        with ieee_fp32_convolutions():
+            assert conv.fp32_precision == "ieee"
+            raise RuntimeError("inside")
+    assert conv.fp32_precision == before

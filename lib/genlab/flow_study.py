@@ -21,6 +21,7 @@ from genlab.flow_budget import FlowBudget
 from genlab.flows import LOG2, AffineCoupling, FlowConfig, MultiScaleFlow, RealNVP, Squeeze
 from genlab.latents import interpolate
 from genlab.metrics import Yardstick, yardstick
+from genlab.precision import ieee_fp32_convolutions
 from genlab.train import FitResult
 
 
@@ -488,7 +489,8 @@ def visual_results(report, run: FlowRun, seed: int = 0, temperatures=(0.7, 1.0),
                     config={"dataset": ds.name, "temperature": t, "finest_level_temperature": fine, "seed": seed,
                             "flow": flow_cfg})
     x = ds.x_test[:8]
-    rec = model.decode(model.encode(x)).cpu()
+    with ieee_fp32_convolutions():
+        rec = model.decode(model.encode(x)).cpu()
     report.grid(f"reconstructions_{ds.name}", torch.cat([x, rec]),
                 f"{ds.title}: test images (top) and decode(encode(x)) (bottom)", nrow=8,
                 config={"dataset": ds.name, "test_indices": list(range(8)), "flow": flow_cfg})
