@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from genlab import GenlabError
-from genlab.precision import ieee_fp32_convolutions, resolve
+from genlab.flow_study import ieee_fp32_convolutions
+from genlab.precision import resolve
 from genlab.train import EMA, fit
 from toy import Toy, ToyConfig, run
 

@@ -14,7 +14,6 @@ stay in float32.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import platform
@@ -94,18 +93,3 @@ def resolve(precision: str, device: torch.device | str) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if cpu_bf16_speedup() >= MIN_SPEEDUP else "fp32"
-
-
-@contextlib.contextmanager
-def ieee_fp32_convolutions():
-    """cuDNN's float32 convolutions in IEEE float32 inside the block, not TF32 (its default: a 10-bit mantissa).
-    TF32 is fine for training, not for checking that an inverse is exact: in the gpu build of 2026-11-27
-    RealNVP's decode(encode(x)) missed 32 of 6,272 MNIST pixels, where the CPU, which computes in IEEE float32
-    anyway, missed none - TF32 is the likely cause, not yet confirmed on a GPU. The flag is put back as it was."""
-    conv = torch.backends.cudnn.conv
-    before = conv.fp32_precision
-    conv.fp32_precision = "ieee"
-    try:
-        yield
-    finally:
-        conv.fp32_precision = before
