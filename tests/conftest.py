@@ -7,8 +7,12 @@ def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("GENLAB_REPORT_DIR", str(tmp_path / "report"))
     monkeypatch.setenv("GENLAB_PROGRESS", "0")
-    from genlab import data
+    from genlab import data, precision
     data._load_cached.cache_clear()
+    # The bf16 probe is remembered per process as well as in the cache: without this, a build in a later test
+    # would use an earlier test's answer without writing it to its own cache, its lanes would probe again for
+    # themselves, and on a loaded machine they could answer otherwise and retrain what the builder trained.
+    precision.cpu_bf16_speedup.cache_clear()
     yield tmp_path
 
 
