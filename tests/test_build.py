@@ -219,6 +219,19 @@ def test_jobs_must_be_positive(capsys, tmp_path):
     assert "--jobs must be at least 1" in capsys.readouterr().err
 
 
+def test_the_gpu_profile_without_a_gpu_says_so_before_it_builds(capsys, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    # --jobs 0 stops the build right after the warnings, before anything runs.
+    assert build.main(["--profile", "gpu", "--jobs", "0", "--no-pdf", "--reports", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "warning: profile gpu, but torch sees no CUDA GPU here" in err and "`make report` uses the cpu profile" in err
+    assert build.main(["--profile", "smoke", "--jobs", "0", "--no-pdf", "--reports", str(tmp_path)]) == 2
+    assert "warning" not in capsys.readouterr().err
+    assert build.gpu_profile_warning("gpu", cuda=True) is None
+
+
 def test_pdf_tables_wrap_every_text_of_a_long_text_column_and_keep_short_columns_whole():
     import pandas as pd
     from genlab.notebook import latex_table

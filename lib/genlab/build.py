@@ -86,6 +86,16 @@ def default_jobs() -> int:
     return 2 if cores >= 2 else 1
 
 
+def gpu_profile_warning(profile: str, cuda: bool) -> str | None:
+    """The line a build prints when the gpu profile is asked for where no GPU trains: its budgets are sized by a
+    GPU's step times, and a CPU would take many hours over them."""
+    if profile != "gpu" or cuda:
+        return None
+    return ("warning: profile gpu, but torch sees no CUDA GPU here: the gpu budgets are sized by a GPU's step "
+            "times and would take many hours on this CPU (and the time estimate below assumes a GPU); "
+            "`make report` uses the cpu profile, sized for two CPU cores")
+
+
 def lane_threads(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
@@ -580,6 +590,12 @@ def main(argv: list[str] | None = None) -> int:
               "texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc fonts-dejavu-core "
               "(make pdf-deps does it)", file=sys.stderr)
         pdf = False
+    if not args.no_index:     # once per build, not once per lane
+        import torch
+
+        warning = gpu_profile_warning(args.profile, torch.cuda.is_available())
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
     out = args.reports if run is None else args.reports / "runs" / run
     out.mkdir(parents=True, exist_ok=True)
     jobs = min(len(args.notebooks), args.jobs if args.jobs is not None else default_jobs())
