@@ -63,6 +63,13 @@ def install(model: nn.Module, batch: tuple[torch.Tensor, ...], names: tuple[str,
     """Capture `model.loss` on tensors shaped like `batch` and make `model.training_loss` replay it; `names`
     are the metrics the loss returns. Returns False (and warns; training goes on eagerly) where the loss
     cannot be captured."""
+    # The run's first step ran eagerly on the default stream and its AccumulateGrad nodes outlive it; the capture's
+    # warm-up runs on a side stream, and autograd then warns of the stream mismatch. In the gpu build of 2026-11-27
+    # that warning landed in the flows and autoencoders reports, while the capture itself held (2.5x per RealNVP
+    # step). The warning is turned off, process-wide, once genlab captures (a torch that has the switch).
+    quiet = getattr(torch.autograd.graph, "set_warn_on_accumulate_grad_stream_mismatch", None)
+    if quiet is not None:
+        quiet(False)
     try:
         wrapper = _LossModule(model, names).train()
         graphed = keeping_buffers(model, lambda: torch.cuda.make_graphed_callables(
