@@ -73,6 +73,12 @@ class GANBudget:
     #   fade-in over a stage's first quarter, not half   487, 379, 296, 171
     #   a skip generator (StyleGAN2's: every            nearest 487, 361, 325, 192; bilinear (reals blended
     #   resolution's to_rgb added up, upsampled)         bilinear too) 487, 355, 325, 233
+    # Against the samples' high-contrast dots (2026-11-27, same machine, seed 0), none adopted either:
+    #   mode seeking on D's features of the fakes, not   weight 0.3: 433, 412, 371, 253; 1.0: 401, 370, 381, 253
+    #   their pixels (dots are a cheap pixel distance)
+    #   D downsampling without checkerboard gradients:   a [1,2,1]^2 blur before each strided conv 487, 406, 533, 211;
+    #                                                    a 3x3 conv, then 2x2 average pooling 489, 388, 464, 208
+    #                                                    (14.7 min against 11.4)
     # The 16-px samples score 1.7x the floor of real images reduced to 16 px; at 32 px they score 61x the 32-px floor.
     # What is missing is 32-px detail; the one change above that bought some (two D steps) cost more time than steps do.
     progan_betas: tuple[float, ...] = knob((0.0, 0.99), min=0)
