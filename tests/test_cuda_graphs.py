@@ -1,5 +1,6 @@
 """The CUDA-graph path of the training loop (genlab.cuda_graphs). The capture itself needs a GPU: those tests
 are skipped on a CPU (they run on the device machine: `pytest tests/test_cuda_graphs.py`)."""
+import warnings
 from dataclasses import dataclass
 
 import pytest
@@ -132,3 +133,128 @@ def test_a_vae_trains_through_its_graph_and_counts_only_its_steps():
     losses = [float(model.train_step((x,), opts)["loss"]) for _ in range(20)]
     assert int(model.steps) == 21                           # the KL warm-up ramp moves once per replay
     assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
+
+
+# --- whole-step graphs (the GANs) ------------------------------------------------------------------------
+
+def stand_in_capture(monkeypatch):
+    """StepGraph.capture without CUDA: 'replay' runs the recorded step on the static batch, as a graph would.
+    What this checks on a CPU is the plumbing around the capture - warm-up, static inputs, copied outputs, the
+    models' bookkeeping outside the step - not that the step is capturable (the GPU tests below)."""
+    captures = []
+
+    def capture(self, step, batch, optimizers):
+        captures.append(self.calls)
+        self.static_batch = tuple(t.detach().clone() for t in batch)
+        self.replay = lambda: self.static_out.update(step(self.static_batch, optimizers))
+    monkeypatch.setattr(cuda_graphs.StepGraph, "capture", capture)
+    return captures
+
+
+def gan_twins(make):
+    """Two identically initialised models and their optimisers; the second with a StepGraph installed."""
+    pair = []
+    for graph in (False, True):
+        torch.manual_seed(0)
+        model = make().train()
+        opts = model.configure_optimizers()
+        if graph:
+            assert cuda_graphs.install(model, (), ())
+        pair.append((model, opts))
+    return pair
+
+
+def step_both(pair, batches):
+    outs = []
+    for model, opts in pair:
+        torch.manual_seed(1)
+        outs.append([model.train_step(b, opts) for b in batches])
+    return outs
+
+
+def test_a_gan_step_graph_warms_up_then_replays_and_trains_as_the_eager_step_does(monkeypatch):
+    from genlab.gans import ConvGAN, ConvGANConfig
+    captures = stand_in_capture(monkeypatch)
+    cfg = ConvGANConfig(classes=3, width=4, noise=8, mode_seeking=0.3, feature_matching=1.0)
+    pair = gan_twins(lambda: ConvGAN(cfg))
+    g = torch.Generator().manual_seed(2)
+    batches = [(torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8, generator=g),
+                torch.randint(0, 3, (8,), generator=g)) for _ in range(6)]
+    eager, replayed = step_both(pair, batches)
+    graph = pair[1][0]._step_graph
+    assert captures == [cuda_graphs.StepGraph.warmup] and graph.replay is not None
+    for a, b in zip(eager, replayed):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # Outputs are copies: the next replay must not change what an earlier step returned.
+    assert replayed[-1]["loss_d"] is not graph.static_out["loss_d"]
+    for p, q in zip(pair[0][0].parameters(), pair[1][0].parameters()):
+        assert torch.equal(p, q)
+    cuda_graphs.remove(pair[1][0])
+    assert "_step_graph" not in pair[1][0].__dict__
+
+
+def test_progan_replays_a_graph_only_once_faded_in_and_counts_every_step(monkeypatch):
+    from genlab.gans import ConvGANConfig
+    from genlab.progan import ProGAN, ProGANConfig, ProGANStage
+    captures = stand_in_capture(monkeypatch)
+    cfg = ProGANConfig(gan=ConvGANConfig(image_shape=(3, 32, 32), noise=8, classes=2, mode_seeking=0.3), channels=4)
+    pair = gan_twins(lambda: ProGAN(ProGANStage(cfg, 1, 8)))     # α reaches 1 at the 4th step
+    g = torch.Generator().manual_seed(3)
+    batches = [(torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=g),
+                torch.randint(0, 2, (4,), generator=g)) for _ in range(10)]
+    eager, replayed = step_both(pair, batches)
+    assert [o["alpha"] for o in replayed] == [0.25, 0.5, 0.75] + [1.0] * 7
+    graph = pair[1][0]._step_graph
+    # 3 fade-in steps eager, then 3 warm-up steps, then the capture at the 7th: the graph saw only α = 1.
+    assert captures == [3] and graph.calls == 3
+    assert int(pair[1][0].step) == pair[1][0]._host_step == 10
+    for a, b in zip(eager, replayed):
+        assert all(torch.equal(torch.as_tensor(a[k]), torch.as_tensor(b[k])) for k in a)
+    for p, q in zip(pair[0][0].parameters(), pair[1][0].parameters()):
+        assert torch.equal(p, q)
+
+
+def test_a_failed_step_capture_warns_and_trains_eagerly(monkeypatch):
+    from genlab.gans import GANConfig, VanillaGAN
+
+    def failing(self, step, batch, optimizers):
+        raise RuntimeError("operation not permitted when stream is capturing")
+    monkeypatch.setattr(cuda_graphs.StepGraph, "capture", failing)
+    model = VanillaGAN(GANConfig()).train()
+    opts = model.configure_optimizers()
+    cuda_graphs.install(model, (), ())
+    x = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
+    for _ in range(cuda_graphs.StepGraph.warmup):
+        model.train_step((x,), opts)
+    with pytest.warns(UserWarning, match="capture of the training step failed.*not permitted"):
+        out = model.train_step((x,), opts)
+    assert model._step_graph.failed and torch.isfinite(out["loss_d"])
+    model.train_step((x,), opts)               # and on, eagerly, without warning again
+
+
+@cuda
+def test_gans_train_through_their_step_graphs_on_a_gpu():
+    """The real capture: the conv GAN (conditional, with mode seeking and feature matching) and a ProGAN stage
+    past its fade-in record their steps, and replays change the weights and stay finite."""
+    from genlab.gans import ConvGAN, ConvGANConfig
+    from genlab.progan import ProGAN, ProGANConfig, ProGANStage
+    torch.manual_seed(0)
+    cgan = ConvGAN(ConvGANConfig(classes=10, width=8, mode_seeking=0.15, feature_matching=1.0))
+    pcfg = ProGANConfig(gan=ConvGANConfig(image_shape=(3, 32, 32), classes=5, mode_seeking=0.3), channels=8)
+    for model, shape, classes in ((cgan, (32, 1, 28, 28), 10), (ProGAN(ProGANStage(pcfg, 3, 2)), (32, 3, 32, 32), 5)):
+        model = model.cuda().to(memory_format=torch.channels_last).train()
+        model.precision = "bf16"
+        opts = model.configure_optimizers()
+        assert cuda_graphs.install(model, (), ())
+        x = torch.randint(0, 256, shape, dtype=torch.uint8, device="cuda")
+        y = torch.randint(0, classes, (shape[0],), device="cuda")
+        before = [p.detach().clone() for p in model.parameters()]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")        # a failed capture warns: here it must not
+            outs = [model.train_step((x, y), opts) for _ in range(12)]
+        assert model._step_graph.replay is not None and not model._step_graph.failed
+        assert all(torch.isfinite(o["loss_d"]) and torch.isfinite(o["loss_g"]) for o in outs)
+        assert len({float(o["loss_d"]) for o in outs[-4:]}) > 1            # fresh noise at every replay
+        # (A ProGAN stage leaves the to_rgb of earlier resolutions alone once faded in.)
+        changed = [not torch.equal(a, b) for a, b in zip(before, model.parameters())]
+        assert sum(changed) >= 0.8 * len(changed)

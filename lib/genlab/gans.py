@@ -72,6 +72,22 @@ class MLPDiscriminator(nn.Module):
         return self.net(x).squeeze(1)
 
 
+def device_noise(n: int, dim: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Gaussian noise (n, dim) on `device`. Drawn there when no generator is given (as training draws it: a CUDA
+    graph cannot copy from the host; on a CPU the numbers are the same either way); a caller's generator is a CPU
+    one, so its noise is drawn on the CPU and moved."""
+    if generator is None:
+        return torch.randn(n, dim, device=device)
+    return torch.randn(n, dim, generator=generator).to(device)
+
+
+def graphed(model: nn.Module, step, batch, optimizers) -> dict:
+    """`step(batch, optimizers)`, or its replay as one CUDA graph where `fit` installed one for `model` (on a GPU,
+    models with `cuda_graph = "step"`: genlab.cuda_graphs.StepGraph)."""
+    graph = model.__dict__.get("_step_graph")
+    return step(batch, optimizers) if graph is None else graph(step, batch, optimizers)
+
+
 class AdversarialPair(TrainableModule):
     """What the BCE GANs share: two Adam optimisers, Gaussian noise, D's loss with
     one-sided label smoothing, and the non-saturating generator loss. Subclasses set
@@ -82,8 +98,10 @@ class AdversarialPair(TrainableModule):
         return {"g": adam(self.generator.parameters(), self.cfg.lr_g, betas=b),
                 "d": adam(self.discriminator.parameters(), self.cfg.lr_d, betas=b)}
 
+    cuda_graph = "step"       # on a GPU, each whole training step replays as one CUDA graph (genlab.cuda_graphs)
+
     def noise(self, n, generator=None):
-        return torch.randn(n, self.cfg.noise, generator=generator).to(self.device)
+        return device_noise(n, self.cfg.noise, self.device, generator)
 
     def discriminator_loss(self, d_real, d_fake):
         """BCE with real -> label_smoothing (e.g. 0.9), fake -> 0."""
@@ -120,6 +138,9 @@ class VanillaGAN(AdversarialPair):
         self.discriminator = MLPDiscriminator(cfg)
 
     def train_step(self, batch, opt):
+        return graphed(self, self.adversarial_step, batch, opt)
+
+    def adversarial_step(self, batch, opt):
         real = to_signed(batch[0])
         with self.autocast():
             fake = self.generator(self.noise(len(real)))
@@ -228,6 +249,7 @@ class ConvGAN(TrainableModule):
     cfg.classes > 0 (projection D); fit keeps the EMA of the weights (cfg.ema)."""
 
     channels_last = True      # NHWC convolutions: faster on CPUs and GPUs alike (make bench)
+    cuda_graph = "step"       # on a GPU, each whole training step replays as one CUDA graph (genlab.cuda_graphs)
     # Where `sample` draws labels when none are given: None = every class in turn; a self-conditioned
     # GAN (genlab.clusters) sets its clusters' frequencies here.
     label_prior: torch.Tensor | None = None
@@ -246,7 +268,7 @@ class ConvGAN(TrainableModule):
                 "d": adam(self.discriminator.parameters(), self.cfg.lr_d, betas=self.cfg.betas)}
 
     def noise(self, n, generator=None):
-        return torch.randn(n, self.cfg.noise, generator=generator).to(self.device)
+        return device_noise(n, self.cfg.noise, self.device, generator)
 
     def d_loss(self, d_real, d_fake):
         if self.cfg.loss == "hinge":
@@ -257,6 +279,10 @@ class ConvGAN(TrainableModule):
         return -d_gen.mean() if self.cfg.loss == "hinge" else F.softplus(-d_gen).mean()
 
     def train_step(self, batch, opt):
+        return graphed(self, self.adversarial_step, batch, opt)
+
+    def adversarial_step(self, batch, opt):
+        """One D update, then one G update, on `batch`: all of it on the device (see `graphed`)."""
         real = to_signed(batch[0]).contiguous(memory_format=torch.channels_last)
         y = batch[1] if self.cfg.classes else None
         n, half = len(real), len(real) // 2

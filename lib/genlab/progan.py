@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from genlab import data as gdata
-from genlab.gans import ConvGAN, ConvGANConfig
+from genlab.gans import ConvGAN, ConvGANConfig, graphed
 
 
 @dataclass(frozen=True)
@@ -172,24 +172,31 @@ class ProGAN(ConvGAN):
         self.generator.alpha = self.discriminator.alpha = a = self.alpha if a is None else a
         return a
 
-    def real_at_stage(self, x: torch.Tensor) -> torch.Tensor:
-        """Real images (float) at the stage's resolution; during fade-in blended with the coarser
-        version, exactly as the generator's output is."""
+    def real_at_stage(self, x: torch.Tensor, alpha: float) -> torch.Tensor:
+        """Real images (float) at the stage's resolution; during fade-in (`alpha` < 1) blended with the
+        coarser version, exactly as the generator's output is."""
         real = downsample_to(x, self.resolution)
-        if self.stage > 0 and self.alpha < 1:
+        if self.stage > 0 and alpha < 1:
             coarse = F.interpolate(downsample_to(x, self.resolution // 2), scale_factor=2, mode="nearest")
-            real = self.alpha * real + (1 - self.alpha) * coarse
+            real = alpha * real + (1 - alpha) * coarse
         return real
 
     def train_step(self, batch, opt):
         if self._host_step is None:
             self._host_step = int(self.step)
         a = self._set_alpha(self._alpha_at(self._host_step))
-        # Floats in [0, 1] pass through the conv GAN's uint8 -> [-1, 1] scaling unchanged.
-        out = super().train_step((self.real_at_stage(gdata.to_float(batch[0])), *batch[1:]), opt)
-        self.step += 1
+        # α is a Python number: a CUDA graph would keep the first one it saw, so only a faded-in stage replays one.
+        out = graphed(self, self.stage_step, batch, opt) if a >= 1 else self.stage_step(batch, opt)
         self._host_step += 1
         return {**out, "alpha": a}
+
+    def stage_step(self, batch, opt):
+        """The conv GAN's step on real images at this stage's resolution (at the α `_set_alpha` set)."""
+        # Floats in [0, 1] pass through the conv GAN's uint8 -> [-1, 1] scaling unchanged.
+        real = self.real_at_stage(gdata.to_float(batch[0]), self.generator.alpha)
+        out = self.adversarial_step((real, *batch[1:]), opt)
+        self.step += 1
+        return out
 
     @torch.no_grad()
     def sample(self, n, generator=None, labels=None, size: int | None = None):
