@@ -59,3 +59,21 @@ def test_a_family_that_does_not_compile_is_reported_and_the_rest_timed(monkeypat
     assert all(row[setting] > 0 for setting in bench.SETTINGS)
     bench._print_rows([row], compiled=True, auto_precision="bf16")
     assert "fails: RuntimeError" in capsys.readouterr().out
+
+
+def test_families_that_train_through_a_cuda_graph_are_also_timed_graphed(monkeypatch, capsys):
+    # The graphed column exists on a GPU only; here the capture is a stand-in (tests/test_cuda_graphs.py) and
+    # what is checked is that the bench installs the graph as fit does, warms it up and times it.
+    from genlab import cuda_graphs
+    from test_cuda_graphs import stand_in_capture
+
+    captures = stand_in_capture(monkeypatch)
+    monkeypatch.setattr(cuda_graphs, "enabled", lambda model, device: model.cuda_graph == "step")
+    families = bench._families("smoke")
+    monkeypatch.setattr(bench, "_families", lambda profile, batch_scale=1: {
+        k: families[k] for k in ("conv GAN (cGAN)", "classifier (MNIST)")})
+    gan, classifier = bench.family_bench(profile="smoke", windows=1, min_seconds=0.0, steps=1)
+    assert gan["graphed"] > 0 and "graphed" not in classifier and captures == [cuda_graphs.StepGraph.warmup]
+    bench._print_rows([gan, classifier], compiled=False, auto_precision="bf16", graphs=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].count("x)") == 4 and lines[1].count("x)") == 3 and " - " in lines[1]

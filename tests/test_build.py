@@ -186,6 +186,26 @@ def test_estimates_use_the_last_build_unless_the_model_cache_is_empty(tmp_path):
     assert build.estimates(reports, "cpu", ["flows"], threads=2)[0]["flows"] == 120.0 / build.ONE_THREAD_SLOWDOWN
 
 
+def test_estimates_take_the_cold_times_once_the_models_code_has_changed(tmp_path):
+    # A warm build took a minute; after an edit to the models' code everything trains again.
+    from genlab import build
+    from genlab.cache import notebook_model_code
+    from genlab.paths import cache_dir
+
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (cache_dir() / "runs" / "realnvp-mnist-0123").mkdir(parents=True)
+    meta = {"profile": "cpu", "started_at": "2026-11-26T00:00:00+00:00", "wall_time_s": 60.0, "headlines": [],
+            "threads": build.TABLE_THREADS}
+    for name, code in (("flows", notebook_model_code("flows")), ("gans", "0123456789abcdef")):
+        (reports / f"{name}.json").write_text(json.dumps({**meta, "model_code": code}))
+    expected, source = build.estimates(reports, "cpu", ["flows", "gans"], threads=build.TABLE_THREADS)
+    assert expected == {"flows": 60.0, "gans": 60 * build.ESTIMATE_MIN["cpu"]["gans"]}
+    assert source == "the last build and the profile's table; the code of the gans models changed since the last build"
+    # The notebooks' model modules differ: what the GANs are made of is not what the flows are.
+    assert notebook_model_code("gans") != notebook_model_code("flows") != notebook_model_code("autoencoders")
+
+
 def test_a_lane_expects_what_the_build_that_planned_it_expected(tmp_path, monkeypatch):
     # The yardsticks are in the cache by the time a lane starts: a cold build's lane must not take the
     # last (warm) build's minutes for its estimate.

@@ -6,7 +6,9 @@ both, with the ratio to float32 - this is what decides each family's settings
 (`TrainableModule.channels_last`, `genlab.precision`) - beside the machine's float32
 and bf16 matmul and convolution rates; on every thread and on one (`--threads`), since
 the report builder's lanes train on one thread each. `--compile` adds the used setting with
-every top-level module torch.compile'd, with its first-call compile time.
+every top-level module torch.compile'd, with its first-call compile time. With `--device cuda`, each family
+that `fit` trains through a CUDA graph (RealNVP, the VAE, the GANs: `genlab.cuda_graphs`) is also timed that way,
+against its eager step in the setting the build uses.
 
 And one epoch of the MNIST classifier (the `cpu` profile's architecture) fed two
 ways, in one run on the same machine:
@@ -25,6 +27,7 @@ import time
 
 import torch
 
+from genlab import cuda_graphs
 from genlab import data as gdata
 from genlab.classifier import Classifier, _budget_config
 from genlab.config import get_profile
@@ -197,9 +200,11 @@ def _families(profile_name: str = "cpu", batch_scale: int = 1):
     }
 
 
-def _runner(build, batch, precision: str, channels_last: bool, compile: bool = False, device="cpu"):
+def _runner(build, batch, precision: str, channels_last: bool, compile: bool = False, device="cpu",
+            graph: bool = False):
     """(one training step of a fresh model in this setting, seconds of its first call). The first calls
-    (allocator, kernels, compilation) are made here, outside any timed window."""
+    (allocator, kernels, compilation, a CUDA graph's warm-up and capture) are made here, outside any timed
+    window. `graph`: the model's CUDA graph is installed after the first step, as `fit` installs it."""
     torch.manual_seed(0)
     model = build().to(device)
     batch = tuple(t.to(device) for t in batch)
@@ -221,7 +226,11 @@ def _runner(build, batch, precision: str, channels_last: bool, compile: bool = F
     step()
     _sync(device)
     first = time.perf_counter() - t0
-    for _ in range(WARMUP_BATCHES - 1):
+    if graph:
+        metrics = model.train_step(batch, opts)
+        cuda_graphs.install(model, batch, tuple(k for k in metrics if k != "loss"))
+    # A whole-step graph (the GANs) warms up for its own steps before it captures.
+    for _ in range(WARMUP_BATCHES - 1 + (cuda_graphs.StepGraph.warmup + 1 if graph else 0)):
         step()
     _sync(device)
     return step, first
@@ -251,29 +260,37 @@ SETTINGS = [("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True)]
 
 def family_bench(compile: bool = False, profile: str = "cpu", device="cpu", batch_scale: int = 1,
                  windows: int = 5, min_seconds: float = 1.0, steps: int | None = None) -> list[dict]:
+    """Per model family, training images/s in each of SETTINGS; also compiled (`compile`) and, on a GPU, with the
+    CUDA graph that `fit` would install (families with `cuda_graph`), both in the setting the build uses."""
     steps = steps or (20 if torch.device(device).type == "cuda" else 8)
     rows = []
     for name, (build, batch) in _families(profile, batch_scale).items():
         used = build()
         row = {"family": name, "batch": len(batch[0]), "uses channels_last": used.channels_last}
         runners = [_runner(build, batch, precision, cl, device=device) for precision, cl in SETTINGS]
+        extra = []          # (column, runner)
         if compile:
             try:
-                runners.append(_runner(build, batch, resolve_precision("auto", device), used.channels_last,
-                                       compile=True, device=device))
+                extra.append(("compiled", _runner(build, batch, resolve_precision("auto", device), used.channels_last,
+                                                  compile=True, device=device)))
             except Exception as e:   # say which family does not compile, and time the others
                 row["compiled"], row["compile_error"] = None, type(e).__name__
-        rates = _interleaved_rates([step for step, _ in runners], len(batch[0]), steps, device,
-                                   min_seconds=min_seconds, windows=windows)
+        if cuda_graphs.enabled(used, torch.device(device)):
+            extra.append(("graphed", _runner(build, batch, resolve_precision("auto", device), used.channels_last,
+                                             device=device, graph=True)))
+        rates = _interleaved_rates([step for step, _ in runners + [r for _, r in extra]], len(batch[0]), steps,
+                                   device, min_seconds=min_seconds, windows=windows)
         for setting, rate in zip(SETTINGS, rates):
             row[setting] = rate
-        if len(runners) > len(SETTINGS):
-            row["compiled"], row["compile_s"] = rates[-1], runners[-1][1]
+        for (column, (_, first)), rate in zip(extra, rates[len(SETTINGS):]):
+            row[column] = rate
+            if column == "compiled":
+                row["compile_s"] = first
         rows.append(row)
     return rows
 
 
-def _print_rows(rows: list[dict], compiled: bool, auto_precision: str) -> None:
+def _print_rows(rows: list[dict], compiled: bool, auto_precision: str, graphs: bool = False) -> None:
     for r in rows:
         base = r[("fp32", False)]
         cells = [f"{r[('fp32', False)]:8.0f}"] + [f"{r[k]:7.0f} ({r[k] / base:.2f}x)" for k in SETTINGS[1:]]
@@ -281,6 +298,9 @@ def _print_rows(rows: list[dict], compiled: bool, auto_precision: str) -> None:
             cells.append(f"{'fails: ' + r['compile_error']:>20s}")
         elif compiled:
             cells.append(f"{r['compiled']:7.0f} ({r['compiled'] / base:.2f}x, {r['compile_s']:.0f} s)")
+        if graphs:   # against the eager step in the same setting
+            eager = r[(auto_precision, r["uses channels_last"])]
+            cells.append(f"{r['graphed']:7.0f} ({r['graphed'] / eager:.2f}x)" if "graphed" in r else f"{'-':>16s}")
         used = ("bf16" if auto_precision == "bf16" else "fp32") + ("+CL" if r["uses channels_last"] else "")
         print(f"  {r['family']:22s} {r['batch']:5d} " + " ".join(cells) + f"  {used}")
 
@@ -330,11 +350,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n[model families, {threads} thread{'s' if threads > 1 else ''}] training images/s; "
                       "ratios against eager float32 NCHW")
                 print(f"  {'family':22s} {'batch':>5s} {'fp32':>8s} {'fp32+CL':>14s} {'bf16':>14s} {'bf16+CL':>14s}"
-                      + (f" {'compiled':>20s}" if args.compile else "") + "  used")
+                      + (f" {'compiled':>20s}" if args.compile else "")
+                      + (f" {'graphed (x used)':>16s}" if args.device == "cuda" else "") + "  used")
                 rows = family_bench(args.compile, args.profile, args.device)
                 if args.batch_scale > 1:
                     rows += family_bench(args.compile, args.profile, args.device, args.batch_scale)
-                _print_rows(rows, args.compile, resolve_precision("auto", args.device))
+                _print_rows(rows, args.compile, resolve_precision("auto", args.device), graphs=args.device == "cuda")
             torch.set_num_threads(all_threads)
         if args.only in (None, "data"):
             print("\n[data pipeline] one epoch of the MNIST classifier (cpu profile), batch 128")

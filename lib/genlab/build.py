@@ -116,8 +116,10 @@ def estimates(reports: Path, profile: str, notebooks: list[str],
               threads: int | None = None) -> tuple[dict[str, float], str]:
     """Seconds each notebook is expected to take on `threads` CPU threads (default: this machine's
     cores), and where the numbers come from: the last build of the same profile here (its measured
-    wall time), else - or when the model cache is empty, so that everything trains again - the
-    profile's table of cold times. A lane takes the numbers its parent build planned with."""
+    wall time), else - or when the model cache is empty, or the code of the notebook's models has changed
+    since that build, so that they train again - the profile's table of cold times. A lane takes the
+    numbers its parent build planned with."""
+    from genlab.cache import notebook_model_code
     from genlab.paths import cache_dir
 
     planned = json.loads(os.environ.get(ESTIMATES_ENV) or "{}")
@@ -125,16 +127,21 @@ def estimates(reports: Path, profile: str, notebooks: list[str],
         return {name: float(planned[name]) for name in notebooks}, "the plan of the build that started this lane"
     threads = threads or os.cpu_count() or 1
     cold = not any((cache_dir() / "runs").glob("*"))
-    out, measured = {}, 0
+    out, measured, changed = {}, 0, []
     for name in notebooks:
         meta, _ = _read_meta(reports / f"{name}.json") if (reports / f"{name}.json").exists() else (None, None)
-        if meta and meta["profile"] == profile and not cold:
+        # A build from before the models' code changed (a warm one took a minute; now everything retrains).
+        stale = bool(meta) and meta.get("model_code", notebook_model_code(name)) != notebook_model_code(name)
+        changed += [name] if stale else []
+        if meta and meta["profile"] == profile and not cold and not stale:
             out[name] = float(meta["wall_time_s"]) * _thread_factor(int(meta.get("threads", threads)), threads)
             measured += 1
         else:
             out[name] = 60.0 * ESTIMATE_MIN.get(profile, {}).get(name, 10) * _thread_factor(TABLE_THREADS, threads)
     source = ("the last build here" if measured == len(notebooks) else
               "the profile's measured cold times" if not measured else "the last build and the profile's table")
+    if changed:
+        source += f"; the code of the {', '.join(changed)} models changed since the last build"
     return out, source
 
 

@@ -72,6 +72,21 @@ def module_fingerprint(module_names: Iterable[str]) -> str:
 # Code every trained model depends on besides its own classes.
 _ALWAYS = ("genlab.train", "genlab.data")
 
+# The modules that make up the models each notebook trains (their classes, the training loop and data layer, the
+# precision switch the loop imports, the yardstick classifiers). A build records their fingerprint
+# (`notebook_model_code`); when it has changed since, that build's time no longer predicts the next one's.
+NOTEBOOK_MODEL_MODULES = {
+    "flows": ("genlab.flows", "genlab.dequantization"),
+    "autoencoders": ("genlab.autoencoders", "genlab.flows"),
+    "gans": ("genlab.gans", "genlab.progan"),
+}
+
+
+def notebook_model_code(notebook: str) -> str:
+    """One hash over the source of every module the notebook's trained models are made of."""
+    return module_fingerprint(_ALWAYS + ("genlab.precision", "genlab.classifier")
+                              + NOTEBOOK_MODEL_MODULES.get(notebook, ()))
+
 
 def model_fingerprint(model: nn.Module) -> str:
     """Fingerprint of the code of every class that makes up `model` (and their bases), each as

@@ -20,6 +20,7 @@ from IPython.display import Markdown, display
 
 from genlab import data as gdata
 from genlab.atomic import save_json, save_torch
+from genlab.cache import notebook_model_code
 from genlab.config import DEFAULT_PROFILE, NOTEBOOK_BUDGET, Profile, apply_params, describe_changes, knob_names
 from genlab.errors import GenlabError
 from genlab.metrics import keep_measured_samples, yardstick
@@ -80,7 +81,7 @@ class Report:
                    "run": self.run_name, "changed": describe_changes(self.changed),
                    "started_at": self.started_at, "wall_time_s": round(self.wall_time, 1),
                    "device": str(self.profile.device), "threads": torch.get_num_threads(),
-                   "headlines": self.headlines}, path)
+                   "model_code": notebook_model_code(self.notebook), "headlines": self.headlines}, path)
         return path
 
     def save_samples(self, name: str, images: torch.Tensor, config: dict | None = None) -> Path:
