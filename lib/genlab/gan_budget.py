@@ -170,7 +170,7 @@ BUDGETS = {
                        progan_epochs_per_stage=2),
     "cpu": GANBudget(vanilla_epochs=8, cgan_epochs=1),
     # A GAN learns per optimiser step, and on a GPU a step of these small models costs about the same at any batch
-    # (the GPU waits on Python launching kernels; the GANs are not graphed). Sized by images per second until
+    # (the GPU waits on Python launching kernels; the GANs were not graphed then). Sized by images per second until
     # 2026-11-27, this budget trained 2-4x fewer steps than the cpu profile, and the gpu build of that day (one
     # H200, at 80e992e, the flows and autoencoders notebooks on the same GPU) scored below the cpu report: MNIST
     # cGAN + mode seeking 89.0 % (2 epochs at batch 256, 468 steps; cpu 95.7 % after 938 steps at 64), conv GAN FID
@@ -187,6 +187,10 @@ BUDGETS = {
     # a vanilla epoch with its 10,000-sample FID 2.6 s, CIFAR-10's classifier 114 s. By those, this budget takes
     # ~19 min (yardsticks 2.9, vanilla 2.8, conv GANs 4.0, ablation 1.2, cGANs 4.8, ProGAN 3.3): over the
     # 8 min the gpu profile aims at, which capturing the GAN steps as CUDA graphs would have to buy. Not yet run.
+    # Since 2026-11-28 each GAN's whole step (both updates) replays as one CUDA graph (genlab.cuda_graphs.StepGraph;
+    # a ProGAN stage once faded in): written and tested on a CPU with a stand-in capture, not yet run on a GPU.
+    # `python -m genlab.bench --device cuda --profile gpu --only families` times it against the eager step, and
+    # `pytest tests/test_cuda_graphs.py` runs the real capture.
     # ProGAN's stages there scored 1.1x, 1.2x and 1.4x the floor of real images at 4, 8 and 16 px, and 302x at
     # 32 px (FID 580, floor 1.92 at 10,000 samples), still falling: the added steps go to 16 and 32 px.
     "gpu": GANBudget(vanilla_epochs=32, cgan_epochs=4, conv_epochs=(8, 32), ablation_epochs=4, batch_size=256,
