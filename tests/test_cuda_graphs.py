@@ -3,6 +3,7 @@ are skipped on a CPU (they run on the device machine: `pytest tests/test_cuda_gr
 import warnings
 from dataclasses import dataclass
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -258,3 +259,24 @@ def test_gans_train_through_their_step_graphs_on_a_gpu():
         # (A ProGAN stage leaves the to_rgb of earlier resolutions alone once faded in.)
         changed = [not torch.equal(a, b) for a, b in zip(before, model.parameters())]
         assert sum(changed) >= 0.8 * len(changed)
+
+
+def test_fit_installs_a_gans_step_graph_and_trains_as_it_does_eagerly(tmp_path, monkeypatch):
+    """fit -> cuda_graphs.install -> StepGraph -> ConvGAN.train_step -> remove, end to end on a CPU (stand-in
+    capture; `enabled` made true): the history and weights equal an eager run's."""
+    from genlab.gans import ConvGAN, ConvGANConfig
+    captures = stand_in_capture(monkeypatch)
+    cfg = ConvGANConfig(classes=2, width=4, noise=8, mode_seeking=0.3)
+    g = torch.Generator().manual_seed(0)
+    data = (torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8, generator=g), torch.randint(0, 2, (64,), generator=g))
+    runs = []
+    for graph in (False, True):
+        monkeypatch.setattr(cuda_graphs, "enabled", lambda model, device, graph=graph: graph)
+        monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / f"cache-{graph}"))
+        runs.append(fit("cgan", lambda: ConvGAN(cfg), cfg, data, epochs=2, batch_size=16, data_id="toy", device="cpu"))
+    eager, graphed = runs
+    assert captures == [cuda_graphs.StepGraph.warmup]           # 8 steps: 1 first, 3 warm-up, the capture, 3 replays
+    pd.testing.assert_frame_equal(eager.history.drop(columns="seconds"), graphed.history.drop(columns="seconds"))
+    for p, q in zip(eager.trained.parameters(), graphed.trained.parameters()):
+        assert torch.equal(p, q)
+    assert "_step_graph" not in graphed.trained.__dict__
