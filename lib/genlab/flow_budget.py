@@ -105,7 +105,7 @@ BUDGETS = {
     # Width where the couplings see the whole image buys no FID; taking couplings from the 14-px level costs 0.08
     # bits/dim for FID within one run's noise. The FID of the report's samples is 11.6 from the feature means and
     # 40.2 from the covariances (T = 1, finest level 0.85), with every class drawn about as often as in the data
-    # (144-279 of 2,000 per class): what is missing is within-class texture and shape, not class balance. And the EMA
+    # (148-279 of 2,000 per class): what is missing is within-class texture and shape, not class balance. And the EMA
     # is no lever at the end of the cosine decay: the optimiser's own weights score 55.7 / 51.5 against 56.0 / 51.8.
     "cpu": FlowBudget(epochs=(5, 5), lr=4e-3, couplings=4, blocks=2),
     # Run on one H200 (2026-11-27, torch 2.11, bf16). Eagerly a training step of this flow took 143 ms at batch 256
