@@ -65,16 +65,17 @@ def install(model: nn.Module, batch: tuple[torch.Tensor, ...], names: tuple[str,
     are the metrics the loss returns. Returns False (and warns; training goes on eagerly) where the loss
     cannot be captured. A model with `cuda_graph = "step"` gets a `StepGraph` instead, which its `train_step`
     uses (and which captures later, after warm-up steps of its own)."""
-    if getattr(model, "cuda_graph", False) == "step":
-        model._step_graph = StepGraph(type(model).__name__)
-        return True
     # The run's first step ran eagerly on the default stream and its AccumulateGrad nodes outlive it; the capture's
     # warm-up runs on a side stream, and autograd then warns of the stream mismatch. In the gpu build of 2026-11-27
     # that warning landed in the flows and autoencoders reports, while the capture itself held (2.5x per RealNVP
-    # step). The warning is turned off, process-wide, once genlab captures (a torch that has the switch).
+    # step). The warning is turned off, process-wide, once genlab captures (a torch that has the switch). A GAN's
+    # StepGraph warms up on side streams too.
     quiet = getattr(torch.autograd.graph, "set_warn_on_accumulate_grad_stream_mismatch", None)
     if quiet is not None:
         quiet(False)
+    if getattr(model, "cuda_graph", False) == "step":
+        model._step_graph = StepGraph(type(model).__name__)
+        return True
     try:
         wrapper = _LossModule(model, names).train()
         graphed = keeping_buffers(model, lambda: torch.cuda.make_graphed_callables(
