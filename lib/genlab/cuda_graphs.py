@@ -126,6 +126,7 @@ class StepGraph:
         self.replay = None        # set by `capture`: replays the recorded step on `static_batch`
         self.static_batch: tuple[torch.Tensor, ...] = ()
         self.static_out: dict = {}
+        self._side = None         # the warm-up's CUDA stream
 
     def __call__(self, step, batch, optimizers) -> dict:
         if self.failed:
@@ -133,7 +134,7 @@ class StepGraph:
         if self.replay is None:
             if self.calls < self.warmup:
                 self.calls += 1
-                return _on_side_stream(step, batch, optimizers)
+                return self._on_side_stream(step, batch, optimizers)
             try:
                 self.capture(step, batch, optimizers)
             except Exception as e:  # never stop a run over a speed-up: say why and go on eagerly
@@ -163,14 +164,14 @@ class StepGraph:
                 g["capturable"] = False   # checkpoints stay loadable on a CPU
         self.replay = graph.replay
 
-
-def _on_side_stream(step, batch, optimizers) -> dict:
-    """`step` on a side stream, as CUDA graphs want their warm-up (eagerly, elsewhere than CUDA)."""
-    if not batch[0].is_cuda:
-        return step(batch, optimizers)
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        out = step(batch, optimizers)
-    torch.cuda.current_stream().wait_stream(side)
-    return out
+    def _on_side_stream(self, step, batch, optimizers) -> dict:
+        """`step` on a side stream, as CUDA graphs want their warm-up (eagerly, elsewhere than CUDA). The side
+        stream waits for everything before it, and the current stream for the step."""
+        if not batch[0].is_cuda:
+            return step(batch, optimizers)
+        self._side = self._side or torch.cuda.Stream()
+        self._side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self._side):
+            out = step(batch, optimizers)
+        torch.cuda.current_stream().wait_stream(self._side)
+        return out
