@@ -131,8 +131,10 @@ def estimates(reports: Path, profile: str, notebooks: list[str],
     for name in notebooks:
         meta, _ = _read_meta(reports / f"{name}.json") if (reports / f"{name}.json").exists() else (None, None)
         # A build from before the models' code changed (a warm one took a minute; now everything retrains).
-        stale = bool(meta) and meta.get("model_code", notebook_model_code(name)) != notebook_model_code(name)
-        changed += [name] if stale else []
+        code = notebook_model_code(name)
+        stale = bool(meta) and meta.get("model_code", code) != code
+        if stale:
+            changed.append(name)
         if meta and meta["profile"] == profile and not cold and not stale:
             out[name] = float(meta["wall_time_s"]) * _thread_factor(int(meta.get("threads", threads)), threads)
             measured += 1

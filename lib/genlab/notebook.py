@@ -47,6 +47,8 @@ class Report:
         self.started = time.perf_counter()
         self.started_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         self.headlines: list[dict] = []
+        # The code of the models this run trains, as it started (genlab.build's estimates compare the next build's).
+        self.model_code = notebook_model_code(notebook)
         self.dir = report_dir()
         torch.manual_seed(self.profile.seed)
         plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "font.size": 9})
@@ -81,7 +83,7 @@ class Report:
                    "run": self.run_name, "changed": describe_changes(self.changed),
                    "started_at": self.started_at, "wall_time_s": round(self.wall_time, 1),
                    "device": str(self.profile.device), "threads": torch.get_num_threads(),
-                   "model_code": notebook_model_code(self.notebook), "headlines": self.headlines}, path)
+                   "model_code": self.model_code, "headlines": self.headlines}, path)
         return path
 
     def save_samples(self, name: str, images: torch.Tensor, config: dict | None = None) -> Path:
