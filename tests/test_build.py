@@ -124,6 +124,7 @@ def test_smoke_build_of_all_notebooks(tmp_path, capfd):
     lanes = "lanes side by side" in err
     assert lanes == (build.default_jobs() > 1)
     assert "realnvp-mnist epoch 1/1" in err and "gan-mnist epoch 2/2 | FID" in err and "TCP" not in err
+    assert "KeyboardInterrupt" not in err
     index = (reports / "index.html").read_text()
     for name in build.NOTEBOOKS:
         html = (reports / f"{name}.html").read_text()
@@ -281,3 +282,23 @@ def test_a_lane_takes_the_threads_the_build_offers(tmp_path, monkeypatch):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_kernel_is_not_interrupted_when_it_is_shut_down(tmp_path, monkeypatch):
+    # jupyter_client sends SIGINT before it shuts a kernel down; after a notebook that ran fine, that made
+    # ipykernel print "ERROR | KeyboardInterrupt caught in kernel." into the build's output.
+    import asyncio
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    interrupted = []
+
+    async def interrupt(self):
+        interrupted.append(self.shutting_down)
+
+    monkeypatch.setattr(AsyncKernelManager, "_async_interrupt_kernel", interrupt)
+    manager = build._ipc_kernel_manager(tmp_path)()
+    asyncio.run(manager._async_interrupt_kernel())   # while the kernel runs: passed on
+    manager.shutting_down = True
+    asyncio.run(manager._async_interrupt_kernel())   # while it shuts down: dropped
+    assert interrupted == [False]

@@ -375,6 +375,14 @@ def _ipc_kernel_manager(folder: Path):
         def __init__(self, **kwargs):
             super().__init__(transport="ipc", ip=str(folder / "k"), **kwargs)
 
+        async def _async_interrupt_kernel(self) -> None:
+            # jupyter_client sends SIGINT before it asks a kernel to shut down. Papermill shuts the kernel down
+            # only after the last cell, and a SIGINT that lands while the kernel handles a message makes
+            # ipykernel print "ERROR | KeyboardInterrupt caught in kernel." into the build's output, after a
+            # notebook that ran fine.
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
     return IPCKernelManager
 
 

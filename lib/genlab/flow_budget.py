@@ -107,6 +107,13 @@ BUDGETS = {
     # 40.2 from the covariances (T = 1, finest level 0.85), with every class drawn about as often as in the data
     # (148-279 of 2,000 per class): what is missing is within-class texture and shape, not class balance. And the EMA
     # is no lever at the end of the cosine decay: the optimiser's own weights score 55.7 / 51.5 against 56.0 / 51.8.
+    # Nor a more expressive coupling (2026-11-28, AMD EPYC family 26, one thread): rational-quadratic spline couplings
+    # (Durkan et al. 2019; 8 bins on [-3, 3], identity outside, from the same coupling networks) in place of every
+    # affine one cost 1.77x the time per step (380 s an epoch against 215: the spline's ~40 elementwise ops per
+    # coupling, on 2-4 channels of 7-14 px, cost as much as the larger output convolution). In the report's training
+    # time (3 epochs, 18.5 min) they reach 2.964 bits/dim and FID 76.7 / 74.0 (T = 1 / finest level 0.85), against
+    # the affine couplings' 2.946 and 56.0 / 51.8 in 5 epochs. Per step they gain bits/dim (2.964 against the affine
+    # 2.983 after 3 epochs) but not FID (76.7 against 75.0): bits/dim and samples part ways again.
     "cpu": FlowBudget(epochs=(5, 5), lr=4e-3, couplings=4, blocks=2),
     # Run on one H200 (2026-11-27, torch 2.11, bf16). Eagerly a training step of this flow took 143 ms at batch 256
     # and 142 ms at 1024: ~14,000 small kernels (8.3 M parameters in 432 tensors), launched from Python. Replayed
