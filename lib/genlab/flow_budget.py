@@ -114,6 +114,10 @@ BUDGETS = {
     # time (3 epochs, 18.5 min) they reach 2.964 bits/dim and FID 76.7 / 74.0 (T = 1 / finest level 0.85), against
     # the affine couplings' 2.946 and 56.0 / 51.8 in 5 epochs. Per step they gain bits/dim (2.964 against the affine
     # 2.983 after 3 epochs) but not FID (76.7 against 75.0): bits/dim and samples part ways again.
+    # Nor steps bought with 14-px couplings (same day, machine and threads; FID of 2,000 samples at T = 1 / finest
+    # level 0.85, floor 1.13): 2 couplings per mask at 14 px, 7 epochs (170 s each, 19.6 min) 3.012 bits/dim, FID
+    # 58.8 / 54.2; 3 per mask, 6 epochs (195 s each, 19.4 min) 2.975, FID 65.6 / 61.3; the report's 4 per mask, 5
+    # epochs (17.9 min) 2.946, 56.0 / 51.8. The 14-px couplings pay in bits/dim, and cutting them buys no FID.
     "cpu": FlowBudget(epochs=(5, 5), lr=4e-3, couplings=4, blocks=2),
     # Run on one H200 (2026-11-27, torch 2.11, bf16). Eagerly a training step of this flow took 143 ms at batch 256
     # and 142 ms at 1024: ~14,000 small kernels (8.3 M parameters in 432 tensors), launched from Python. Replayed
