@@ -377,9 +377,10 @@ def _ipc_kernel_manager(folder: Path):
 
         async def _async_interrupt_kernel(self) -> None:
             # jupyter_client sends SIGINT before it asks a kernel to shut down. Papermill shuts the kernel down
-            # only after the last cell, and a SIGINT that lands while the kernel handles a message makes
-            # ipykernel print "ERROR | KeyboardInterrupt caught in kernel." into the build's output, after a
-            # notebook that ran fine.
+            # when the notebook has run (or failed), and a SIGINT that lands while the kernel handles a message
+            # makes ipykernel print "ERROR | KeyboardInterrupt caught in kernel." into the build's output after
+            # a notebook that ran fine. The shutdown request alone stops the kernel (jupyter_client kills one
+            # that does not stop).
             if not self.shutting_down:
                 await super()._async_interrupt_kernel()
 
