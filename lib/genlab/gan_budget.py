@@ -138,6 +138,13 @@ class GANBudget:
     # Conditional batch norm in G (SNGAN's and BigGAN's: every BN's scale and shift from the cluster's embedding,
     # zero-initialised, beside the embedding at G's input; 2026-11-28, AMD EPYC family 26, one thread, seed 0):
     # 483, 417, 318, 166 against the default's 487, 361, 331, 164, its last stage 7.1 min of training against 5.9.
+    # Two regularisers the field uses on small budgets (2026-11-28, same machine, one thread each, seed 0, the
+    # default's 487, 361, 331, 164; with seed 1 it scored 479, 372, 333, 196), neither adopted:
+    #   top-k training (Sinha et al. 2020): G's loss from the half    445, 350, 372, 295   (32-px history 300, 326,
+    #   of its samples D scores highest                                                     266, 295)
+    #   LeCam (Tseng et al. 2021), weight 0.3, decay 0.99: D's        487, 350, 320, 175   (32-px history 595, 221,
+    #   scores pulled toward the running mean of the other side's                         194, 175)
+    # Top-k ends 80 % above the default at 32 px; LeCam within two seeds of it (11.9 min each, as the default).
     progan_steps: tuple[int, ...] = (500, 800, 2000, 1800)
     progan_batch: int = 64
     # Decay of the EMA of ProGAN's weights, which its samples come from. The loop's warm-up (decay min(d, t/(t+10))
