@@ -144,7 +144,7 @@ class GANBudget:
     #   of its samples D scores highest                                                     266, 295)
     #   LeCam (Tseng et al. 2021), weight 0.3, decay 0.99: D's        487, 350, 320, 175   (32-px history 595, 221,
     #   scores pulled toward the running mean of the other side's                         194, 175)
-    # Top-k ends 80 % above the default at 32 px; LeCam within two seeds of it (11.9 min each, as the default).
+    # Top-k ends 80 % above the default at 32 px; LeCam within two seeds of it (each run 11.9 min).
     progan_steps: tuple[int, ...] = (500, 800, 2000, 1800)
     progan_batch: int = 64
     # Decay of the EMA of ProGAN's weights, which its samples come from. The loop's warm-up (decay min(d, t/(t+10))
