@@ -118,6 +118,13 @@ BUDGETS = {
     # level 0.85, floor 1.13): 2 couplings per mask at 14 px, 7 epochs (170 s each, 19.6 min) 3.012 bits/dim, FID
     # 58.8 / 54.2; 3 per mask, 6 epochs (195 s each, 19.4 min) 2.975, FID 65.6 / 61.3; the report's 4 per mask, 5
     # epochs (17.9 min) 2.946, 56.0 / 51.8. The 14-px couplings pay in bits/dim, and cutting them buys no FID.
+    # Nor Glow's learned prior for the factored-out latents (2026-11-28, AMD EPYC family 26, one thread each, two runs
+    # side by side, 5 epochs; FID of 2,000 samples at T = 1 / finest level at 0.85, floor 1.13): after the 28- and
+    # 14-px levels, the half that leaves normalised by an affine function of the half that stays (one more channel
+    # coupling there, zero-initialised, so training starts from the N(0, 1) prior). With a two-conv network
+    # (1.04 M parameters, 227 s an epoch) 2.943 bits/dim, FID 63.6 / 60.2; with the couplings' own network (1.11 M,
+    # 235 s) 2.944, FID 62.3 / 58.6; the report's model 2.946, 56.0 / 51.8. 0.003 bits/dim, and samples no better;
+    # cooled below T = 0.9 they got much worse (T = 0.8: FID 86 and 212).
     "cpu": FlowBudget(epochs=(5, 5), lr=4e-3, couplings=4, blocks=2),
     # Run on one H200 (2026-11-27, torch 2.11, bf16). Eagerly a training step of this flow took 143 ms at batch 256
     # and 142 ms at 1024: ~14,000 small kernels (8.3 M parameters in 432 tensors), launched from Python. Replayed
