@@ -77,8 +77,11 @@ def test_vanilla_text_flags_collapse_from_the_coverage_history():
                         None, 2.0)
     assert run.collapsed_epochs == [2]
     text = gs.vanilla_text([run])
-    assert "**mode collapse was flagged**" in text and "lowest over training 50%" in text
-    assert "the discriminator is winning" in text
+    assert "**mode collapse was flagged** after epoch(s) 2; from epoch 3 on it stayed at or above 80%" in text
+    assert "lowest over training 50%" in text and "the discriminator is winning" in text
+    run.history.loc[2, "coverage"] = 0.7
+    assert "after epoch(s) 2, 3, the last one included)." in gs.vanilla_text([run])
+    run.history.loc[2, "coverage"] = 0.9
     run.history.loc[1, "coverage"] = 0.95
     run.history.loc[2, "train_loss_d"] = 1.0
     text = gs.vanilla_text([run])

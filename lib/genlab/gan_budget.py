@@ -145,6 +145,12 @@ class GANBudget:
     #   LeCam (Tseng et al. 2021), weight 0.3, decay 0.99: D's        487, 350, 320, 175   (32-px history 595, 221,
     #   scores pulled toward the running mean of the other side's                         194, 175)
     # Top-k ends 80 % above the default at 32 px; LeCam within two seeds of it (each run 11.9 min).
+    # Nor does augmenting what D sees without letting G learn the augmentation (same machine, one thread each, seed 0):
+    #   balanced consistency regularisation (Zhao et al. 2020,      461, 372, 303, 181   (16.0 min against 11.7:
+    #   bCR; weight 10 on D's score change under a random flip       D runs twice as often)
+    #   and a shift by up to 1/8 of the side, reals and fakes)
+    #   half the real images mirrored left-right                    489, 385, 303, 178   (11.7 min)
+    # Both end within two seeds of the default (164, 196) at 32 px.
     progan_steps: tuple[int, ...] = (500, 800, 2000, 1800)
     progan_batch: int = 64
     # Decay of the EMA of ProGAN's weights, which its samples come from. The loop's warm-up (decay min(d, t/(t+10))

@@ -180,8 +180,19 @@ def vanilla_text(runs: list[VanillaRun]) -> str:
                if d_loss > 0.1 else "the discriminator is winning")
             + f". FID {r.final('FID'):.3g} against a real floor of {r.final('FID floor'):.3g}; class coverage "
             f"{r.final('coverage'):.0%} (lowest over training {r.history['coverage'].min():.0%}"
-            + (", **mode collapse was flagged**)." if r.collapsed_epochs else ", no collapse flagged)."))
+            + (f", **mode collapse was flagged** after epoch(s) {collapse_epochs_text(r)})." if r.collapsed_epochs
+               else ", no collapse flagged)."))
     return "\n\n".join(out)
+
+
+def collapse_epochs_text(r: VanillaRun) -> str:
+    """Which epochs were flagged, and whether the coverage came back: a GAN's first epochs often cover few
+    classes while its samples are still far from the data, which is not the collapse of a trained GAN."""
+    flagged = r.collapsed_epochs
+    text = ", ".join(map(str, flagged))
+    if flagged[-1] == r.epochs:
+        return text + ", the last one included"
+    return text + f"; from epoch {flagged[-1] + 1} on it stayed at or above {COLLAPSE_COVERAGE:.0%}"
 
 
 # --- 2. convolutional GAN: what each small-budget technique buys -----------------------------
