@@ -150,7 +150,9 @@ class GANBudget:
     #   bCR; weight 10 on D's score change under a random flip       D runs twice as often)
     #   and a shift by up to 1/8 of the side, reals and fakes)
     #   half the real images mirrored left-right                    489, 385, 303, 178   (11.7 min)
-    # Both end within two seeds of the default (164, 196) at 32 px.
+    # Both end within two seeds of the default (164, 196) at 32 px. Nor R1 (Mescheder et al. 2018; gamma/2 times D's
+    # squared input gradient at real images, in D's loss, every step, in float32): gamma 0.1 485, 378, 298, 181;
+    # gamma 1 481, 371, 313, 178; each run 19.5-19.9 min against 11.7 (the double backward through D).
     progan_steps: tuple[int, ...] = (500, 800, 2000, 1800)
     progan_batch: int = 64
     # Decay of the EMA of ProGAN's weights, which its samples come from. The loop's warm-up (decay min(d, t/(t+10))
