@@ -200,6 +200,34 @@ def test_samples_are_uint8_images():
     assert s.dtype == torch.uint8 and s.shape == (5, 1, 28, 28) and s.device.type == "cpu"
 
 
+def test_sampling_normalises_with_the_generators_own_batch_statistics():
+    torch.manual_seed(0)
+    gan = ConvGAN(ConvGANConfig(width=8, noise=16, classes=3))
+    norms = [m for m in gan.generator.modules() if isinstance(m, nn.BatchNorm2d)]
+    for m in norms:   # statistics that are not G's: as the EMA copies the optimiser's generator's
+        m.running_mean.fill_(5.0)
+        m.running_var.fill_(9.0)
+    rng = torch.random.get_rng_state()
+    first = gan.sample(12, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(torch.random.get_rng_state(), rng)     # the training RNG is not touched
+    assert all(m.momentum == 0.1 for m in norms) and not gan.generator.training
+    # What G's own activations give, over many more of its samples.
+    seen = []
+    hook = norms[0].register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    with torch.no_grad():
+        gan.generator.train()
+        gan.generator(gan.noise(4096, torch.Generator().manual_seed(2)), torch.arange(4096) % 3)
+        gan.generator.eval()
+    hook.remove()
+    x = seen[0].transpose(0, 1).flatten(1)
+    for m in norms:   # undo the statistics of the pass above, which updated them
+        m.running_mean.fill_(5.0)
+    again = gan.sample(12, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(first, again)
+    assert torch.allclose(norms[0].running_mean, x.mean(1), atol=0.05 * x.std(1).max().item())
+    assert torch.allclose(norms[0].running_var, x.var(1), rtol=0.1)
+
+
 def test_a_new_stage_carries_every_weight_of_the_previous_one():
     old = progan(1)
     with torch.no_grad():

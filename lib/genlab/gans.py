@@ -270,6 +270,41 @@ class ConvGAN(TrainableModule):
     def noise(self, n, generator=None):
         return device_noise(n, self.cfg.noise, self.device, generator)
 
+    def draw_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """The labels `sample` gives G when none are asked for (None for an unconditional G), on the CPU."""
+        if not self.cfg.classes:
+            return None
+        if self.label_prior is None:
+            return torch.arange(n) % self.cfg.classes
+        return torch.multinomial(self.label_prior, n, replacement=True, generator=generator)
+
+    @torch.no_grad()
+    def refresh_statistics(self, batches: int = 16, batch: int = 64) -> None:
+        """Set G's batch-norm statistics from G's current weights: their average over `batches` forward passes
+        of G's own samples, from a fixed seed (sampling stays reproducible, and the training RNG is not touched).
+        fit's EMA averages the weights but copies the buffers, so without this the EMA generator would normalise
+        with the statistics of the optimiser's generator (BigGAN's "standing statistics" mend the same). Measured
+        on the cpu reports' models (AMD EPYC family 26, 2,000 samples): FID 13.9 -> 12.3 (conv GAN, Fashion-MNIST),
+        13.4 -> 11.9 (MNIST), cGAN 82.8 -> 77.0 (Fashion-MNIST) and 22.2 -> 19.2 (MNIST); ProGAN 163.9 -> 163.3 (its
+        EMA decays at 0.99, so the two generators are close). 4 batches did as well as 64."""
+        norms = [m for m in self.generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return
+        was_training, momenta = self.generator.training, [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None    # None: a cumulative average over the passes
+        self.generator.train()
+        seed = torch.Generator().manual_seed(0)
+        try:
+            for _ in range(batches):
+                labels = self.draw_labels(batch, seed)
+                self.generator(self.noise(batch, seed), None if labels is None else labels.to(self.device))
+        finally:
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
+            self.generator.train(was_training)
+
     def d_loss(self, d_real, d_fake):
         if self.cfg.loss == "hinge":
             return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
@@ -316,14 +351,15 @@ class ConvGAN(TrainableModule):
     @torch.no_grad()
     def sample(self, n, generator=None, labels=None):
         """n uint8 images on the CPU; conditional models take `labels` (default 0..classes-1 in turn, or drawn
-        from `label_prior`), unconditional ones refuse them."""
+        from `label_prior`), unconditional ones refuse them. G's batch norm first gets statistics of G's own
+        weights (`refresh_statistics`)."""
         if labels is not None and not self.cfg.classes:
             raise GenlabError(f"{type(self).__name__} is unconditional: sample() takes no labels")
+        self.refresh_statistics()
         self.eval()
         device = self.device
         if self.cfg.classes and labels is None:
-            labels = (torch.arange(n) % self.cfg.classes if self.label_prior is None else
-                      torch.multinomial(self.label_prior, n, replacement=True, generator=generator))
+            labels = self.draw_labels(n, generator)
         y = labels.to(device) if self.cfg.classes else None
         out = map_batches(lambda idx: self.generator(self.noise(len(idx), generator), None if y is None else y[idx]),
                           torch.arange(n), size=1000, cpu=False)
