@@ -57,10 +57,11 @@ TITLES = {"flows": "Normalizing flows (RealNVP)",
 # handed on when the GANs lane ended (genlab.lanes): ~12 at one thread's speed. An older EPYC family took ~1.5x as
 # long (101 min cold in all, with earlier budgets).
 # gpu: one H200 (2026-11-27, at 80e992e), the three notebooks side by side on it: flows 10.4 (7.9 alone, earlier),
-# autoencoders 3.7; the GANs took 11.7 with a quarter to a half of today's steps, ~19 by its measured step times.
+# autoencoders 3.7. The GANs, with their steps as CUDA graphs (one H200, 2026-11-28): 2.3 min for the MNIST and
+# Fashion-MNIST parts, measured, and ~7.5 with CIFAR-10's classifier and ProGAN, estimated (see genlab.gan_budget).
 ESTIMATE_MIN = {"smoke": {"flows": 0.4, "autoencoders": 0.4, "gans": 0.5},
                 "cpu": {"flows": 47.2, "autoencoders": 12.0, "gans": 55.2},
-                "gpu": {"flows": 8, "autoencoders": 3.7, "gans": 19}}
+                "gpu": {"flows": 8, "autoencoders": 3.7, "gans": 7.5}}
 
 
 # How much longer training takes on one thread than on two, measured in a cold cpu build on 2 AMD EPYC
