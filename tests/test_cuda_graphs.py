@@ -267,7 +267,7 @@ def test_gans_train_through_their_step_graphs_on_a_gpu():
         batches = [(torch.randint(0, 256, shape, dtype=torch.uint8, generator=g).cuda(),
                     torch.randint(0, classes, (shape[0],), generator=g).cuda()) for _ in range(12)]
         before = [p.detach().clone() for p in model.parameters()]
-        eager_outs, eager_after = _gan_steps(copy.deepcopy(model), batches, graph=False)
+        _, eager_after = _gan_steps(copy.deepcopy(model), batches, graph=False)
         outs, after = _gan_steps(model, batches, graph=True)
         assert all(torch.isfinite(o["loss_d"]) and torch.isfinite(o["loss_g"]) for o in outs)
         assert len({float(o["loss_d"]) for o in outs[-4:]}) > 1            # fresh noise at every replay
