@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from genlab import data as gdata
-from genlab.gans import ConvGAN, ConvGANConfig, graphed
+from genlab.gans import ConvGAN, ConvGANConfig, flatten_features, graphed, projection_score
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class GrowingGenerator(nn.Module):
     def forward(self, z, y=None):
         if self.embed is not None:
             z = torch.cat([z, self.embed(y)], 1)
-        h = self.base(self.fc(z).view(len(z), -1, 4, 4))
+        h = self.base(self.fc(z).view(len(z), 4, 4, -1).permute(0, 3, 1, 2))   # channels_last, as in ConvGenerator
         prev = h
         for block in self.blocks[:self.stage]:
             prev, h = h, block(h)
@@ -100,10 +100,8 @@ class GrowingDiscriminator(nn.Module):
                 # Fade-in: blend with the previous resolution's input path.
                 old = _lrelu(self.from_rgb[s - 1](F.avg_pool2d(x, 2)))
                 h = self.alpha * h + (1 - self.alpha) * old
-        h = _lrelu(self.final(h)).flatten(1)
-        out = self.head(h).squeeze(1)
-        if self.embed is not None:
-            out = out + (self.embed(y) * h).sum(1)
+        h = flatten_features(_lrelu(self.final(h)))
+        out = projection_score(h, self.head, self.embed, y)
         return (out, h) if with_features else out
 
 
