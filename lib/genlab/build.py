@@ -51,7 +51,8 @@ TITLES = {"flows": "Normalizing flows (RealNVP)",
 
 # Minutes a cold build of each notebook took (README); used until a build of this profile has run here.
 # cpu: measured in the lanes of a cold build on 2 AMD EPYC cores of CPU family 26 (bf16, one thread each,
-# 2026-11-27, at 9835e40; ff36e12 took 45.8, 10.9 and 53.7), without the yardstick classifiers that train before
+# 2026-11-28, at 8de0c9f, where the GANs' steps had become ~1.2x faster: flows 49.1, GANs 49.6; 2026-11-27, at
+# 9835e40: flows 47.2, autoencoders 11.1, GANs 55.2; ff36e12 took 45.8, 10.9 and 53.7), without the yardstick classifiers that train before
 # the lanes (MNIST, Fashion-MNIST: 1.6 min on two threads), with the one that trains in its lane (CIFAR-10's, ~6
 # min of the GANs notebook; see `shared_datasets`). The autoencoders took 11.1 min, their last 3 on two threads
 # handed on when the GANs lane ended (genlab.lanes): ~12 at one thread's speed. An older EPYC family took ~1.5x as
@@ -61,7 +62,7 @@ TITLES = {"flows": "Normalizing flows (RealNVP)",
 # Fashion-MNIST parts, measured, and ~7.5 with CIFAR-10's classifier and ProGAN, estimated (see genlab.gan_budget);
 # ~8 since the cGANs train 8 epochs instead of 4.
 ESTIMATE_MIN = {"smoke": {"flows": 0.4, "autoencoders": 0.4, "gans": 0.5},
-                "cpu": {"flows": 47.2, "autoencoders": 12.0, "gans": 55.2},
+                "cpu": {"flows": 49.1, "autoencoders": 12.0, "gans": 49.6},
                 "gpu": {"flows": 8, "autoencoders": 3.7, "gans": 8}}
 
 
@@ -151,15 +152,23 @@ def estimates(reports: Path, profile: str, notebooks: list[str],
 
 def plan_lanes(expected: dict[str, float], jobs: int) -> list[list[str]]:
     """The notebooks split over at most `jobs` lanes: the longest first, each onto the lane with the
-    least expected work so far. Within a lane, notebooks keep the order they were given in."""
+    least expected work so far. Within a lane that runs beside others, the shortest notebook comes first:
+    the lane's last notebook is the one still running when the other lanes end and hand it their threads
+    (genlab.lanes), and a long one makes the most of them. In the cold cpu build of 2026-11-28 (at 8de0c9f,
+    2 AMD EPYC cores of family 26) the GANs lane ended 8.5 min before the flows + autoencoders lane, and the
+    autoencoders, last in it, trained 1.3x faster on two threads; RealNVP trains 1.65x faster on two
+    (ONE_THREAD_SLOWDOWN). A single lane keeps the order the notebooks were given in."""
     lanes: list[list[str]] = [[] for _ in range(max(1, jobs))]
     load = [0.0] * len(lanes)
     for name in sorted(expected, key=lambda n: -expected[n]):
         i = load.index(min(load))
         lanes[i].append(name)
         load[i] += expected[name]
+    lanes = [lane for lane in lanes if lane]
     order = list(expected)
-    return [sorted(lane, key=order.index) for lane in lanes if lane]
+    if len(lanes) == 1:
+        return [sorted(lanes[0], key=order.index)]
+    return [sorted(lane, key=lambda n: (expected[n], order.index(n))) for lane in lanes]
 
 
 def prepare_yardsticks(datasets: list[str], profile: str) -> None:
