@@ -154,10 +154,10 @@ def plan_lanes(expected: dict[str, float], jobs: int) -> list[list[str]]:
     """The notebooks split over at most `jobs` lanes: the longest first, each onto the lane with the
     least expected work so far. Within a lane that runs beside others, the shortest notebook comes first:
     the lane's last notebook is the one still running when the other lanes end and hand it their threads
-    (genlab.lanes), and a long one makes the most of them. In the cold cpu build of 2026-11-28 (at 8de0c9f,
-    2 AMD EPYC cores of family 26) the GANs lane ended 8.5 min before the flows + autoencoders lane, and the
-    autoencoders, last in it, trained 1.3x faster on two threads; RealNVP trains 1.65x faster on two
-    (ONE_THREAD_SLOWDOWN). A single lane keeps the order the notebooks were given in."""
+    (genlab.lanes), and a long one makes the most of them. In the cold cpu build of 2026-11-28 at 8de0c9f
+    (2 AMD EPYC cores of family 26) the GANs lane ended 8.5 min before the flows + autoencoders lane, whose
+    autoencoders, last, then ran on two threads (8.8 min; 13.2 on one, first in the lane, at bdce325). A single
+    lane keeps the order the notebooks were given in."""
     lanes: list[list[str]] = [[] for _ in range(max(1, jobs))]
     load = [0.0] * len(lanes)
     for name in sorted(expected, key=lambda n: -expected[n]):
