@@ -52,10 +52,11 @@ TITLES = {"flows": "Normalizing flows (RealNVP)",
 # Minutes a cold build of each notebook took (README); used until a build of this profile has run here.
 # cpu: measured in the lanes of a cold build on 2 AMD EPYC cores of CPU family 26 (bf16, one thread each,
 # 2026-11-28, at 8de0c9f, where the GANs' steps had become ~1.2x faster: flows 49.1, GANs 49.6; 2026-11-27, at
-# 9835e40: flows 47.2, autoencoders 11.1, GANs 55.2; ff36e12 took 45.8, 10.9 and 53.7), without the yardstick classifiers that train before
-# the lanes (MNIST, Fashion-MNIST: 1.6 min on two threads), with the one that trains in its lane (CIFAR-10's, ~6
-# min of the GANs notebook; see `shared_datasets`). The autoencoders took 11.1 min, their last 3 on two threads
-# handed on when the GANs lane ended (genlab.lanes): ~12 at one thread's speed. An older EPYC family took ~1.5x as
+# 9835e40: flows 47.2, autoencoders 11.1, GANs 55.2; ff36e12 took 45.8, 10.9 and 53.7), without the yardstick
+# classifiers that train before the lanes (MNIST, Fashion-MNIST: 1.6 min on two threads), with the one that trains
+# in its lane (CIFAR-10's, ~6 min of the GANs notebook; see `shared_datasets`). The autoencoders took 11.1 min at
+# 9835e40, their last 3 on two threads handed on when the GANs lane ended (genlab.lanes): ~12 at one thread's
+# speed; 13.2 on one thread, first in its lane, at bdce325. An older EPYC family took ~1.5x as
 # long (101 min cold in all, with earlier budgets).
 # gpu: one H200 (2026-11-27, at 80e992e), the three notebooks side by side on it: flows 10.4 (7.9 alone, earlier),
 # autoencoders 3.7. The GANs, with their steps as CUDA graphs (one H200, 2026-11-28): 2.3 min for the MNIST and

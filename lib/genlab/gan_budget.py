@@ -217,7 +217,8 @@ BUDGETS = {
     # gpu profile's cGAN + mode seeking on MNIST, trained on a CPU (AMD EPYC family 26, one thread; the graph computes
     # what the eager step does) and measured with the gpu yardstick, 10,000 samples, seeds 0 and 1: 4 epochs 96.8 and
     # 96.0 %, FID 26.2 and 37.0; 8 epochs 98.7 and 98.1 %, FID 7.8 and 9.0 (floor 1.96). Fashion-MNIST at 8 epochs:
-    # 87.7 and 84.2 %, FID 146 and 168 (floor 1.14; 80.0 %, FID 280 and 313 at 4 epochs on the GPU). Not yet run on a GPU.
+    # 87.7 and 84.2 %, FID 146 and 168 (floor 1.14; 80.0 %, FID 280 and 313 at 4 epochs on the GPU). Not yet run on a
+    # GPU, and measured before gans.py's weights were reordered for channels_last (2026-11-28): another draw since.
     # ProGAN's stages there scored 1.1x, 1.2x and 1.4x the floor of real images at 4, 8 and 16 px, and 302x at
     # 32 px (FID 580, floor 1.92 at 10,000 samples), still falling: the added steps go to 16 and 32 px.
     "gpu": GANBudget(vanilla_epochs=32, cgan_epochs=8, conv_epochs=(8, 32), ablation_epochs=4, batch_size=256,
