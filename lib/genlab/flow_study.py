@@ -62,7 +62,8 @@ class FlowRun:
 def model_config(ds: gdata.Dataset, budget: FlowBudget, **overrides) -> FlowConfig:
     base = FlowConfig(image_shape=tuple(ds.shape), scales=budget.scales, masks=budget.masks,
                       hidden=budget.hidden, blocks=budget.blocks, couplings=budget.couplings, lr=budget.lr,
-                      invconv=budget.invconv, ema=budget.ema)
+                      invconv=budget.invconv, ema=budget.ema,
+                      prior_components=budget.prior_components_for(ds.name))
     return replace(base, **overrides)
 
 
@@ -322,6 +323,9 @@ SWEEP = [
     SweepVariant("batch512", "batch 512", train=lambda b: {"batch_size": 512}),
     SweepVariant("batch2048", "batch 2048", train=lambda b: {"batch_size": 2048}),
     SweepVariant("half_lr", "lr ÷2", lambda c: {"lr": c.lr / 2}),
+    # The other prior for the last level's latents: N(0, I), or a mixture of 40 Gaussians.
+    SweepVariant("other_prior", "last level's prior: {prior_components} Gaussian(s)",
+                 lambda c: {"prior_components": 0 if c.prior_components else 40}),
     # The dequantisation the budget does not use.
     SweepVariant("other_dequantization", "{dequantization} dequantisation",
                  train=lambda b: {"dequantization": "uniform" if b.dequantization == "variational" else "variational"}),

@@ -9,9 +9,10 @@ flow, with its log-dets:
 
     x in {0..255}  --UniformDequantization-->  (x + u) / 256 in [0, 1)
                    --Logit(alpha)----------->  logit(alpha + (1 - 2 alpha) y)
-                   --MultiScale------------->  z ~ N(0, I)
+                   --MultiScale------------->  z ~ N(0, I) (the last level's part of z: N(0, I) or
+                                               a learned Gaussian mixture, `prior_components`)
 
-so  log P(x) >= E_u[log N(z) + sum of logdets]  and bits/dim = -log P(x) / (D ln 2).
+so  log P(x) >= E_u[log p(z) + sum of logdets]  and bits/dim = -log P(x) / (D ln 2).
 """
 from __future__ import annotations
 
@@ -297,6 +298,9 @@ class FlowConfig:
     warmup_steps: int = 200
     grad_clip: float = 100.0
     weight_decay: float = 0.0
+    # The last level's latents (the coarsest: the image's global shape) under a mixture of this many diagonal
+    # Gaussians with learned means, scales and weights instead of N(0, I) (0: N(0, I) everywhere).
+    prior_components: int = 0
 
 
 class FlowLevel(Transform):
@@ -397,8 +401,38 @@ def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
     return -0.5 * (z ** 2 + math.log(2 * math.pi)).sum(1)
 
 
+class GaussianMixturePrior(nn.Module):
+    """p(z) = sum_k pi_k N(z; mu_k, diag(sigma_k^2)) over flat z of `dims`, everything learned.
+
+    A flow that must map one Gaussian onto data made of separate kinds of images (ten classes of
+    clothing) spends its capacity on the gaps between them, and samples land there; a mixture lets
+    each kind keep a component of its own (as in FlowGMM, Izmailov et al. 2020, without labels)."""
+
+    def __init__(self, components: int, dims: int):
+        super().__init__()
+        # Means spread at random: identical components would get identical gradients and never separate.
+        self.means = nn.Parameter(0.5 * torch.randn(components, dims))
+        self.log_scales = nn.Parameter(torch.zeros(components, dims))
+        self.logits = nn.Parameter(torch.zeros(components))
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        z = z.to(self.means.dtype)[:, None, :]
+        u = (z - self.means) * torch.exp(-self.log_scales)
+        per_component = -0.5 * (u ** 2 + math.log(2 * math.pi)).sum(2) - self.log_scales.sum(1)
+        return torch.logsumexp(per_component + F.log_softmax(self.logits, 0), 1)
+
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               temperature: float | torch.Tensor = 1.0) -> torch.Tensor:
+        """n draws; `temperature` scales each component's spread around its mean, not the means."""
+        k = torch.multinomial(F.softmax(self.logits.detach().float().cpu(), 0), n, replacement=True,
+                              generator=generator)
+        eps = torch.randn(n, self.means.shape[1], generator=generator)
+        return self.means.detach().cpu()[k] + temperature * torch.exp(self.log_scales.detach().cpu()[k]) * eps
+
+
 class RealNVP(TrainableModule):
-    """The full model: dequantisation, logit, multi-scale flow, Gaussian prior."""
+    """The full model: dequantisation, logit, multi-scale flow, Gaussian (or, for the last level's latents,
+    Gaussian-mixture) prior."""
 
     channels_last = True   # NHWC convolutions: 1.27x the images/s at hidden 64 in bf16 (AMD EPYC, make bench)
     # A training step is ~14,000 small kernels: on a GPU, launching them from Python is the bottleneck
@@ -414,12 +448,21 @@ class RealNVP(TrainableModule):
         # The same layers with pixels at their bin centres: a deterministic encoder.
         self.encoder = Chain(UniformDequantization(centre=True), *self.flow.transforms[1:])
         self.dims = math.prod(cfg.image_shape)
+        # The last level's latents lead nothing: they are the last `top_dims` entries of the flat z.
+        self.top_dims = math.prod(self.flow.transforms[-1].shapes[-1])
+        self.prior = GaussianMixturePrior(cfg.prior_components, self.top_dims) if cfg.prior_components else None
+
+    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        if self.prior is None:
+            return standard_normal_log_prob(z)
+        rest, top = z[:, :-self.top_dims], z[:, -self.top_dims:]
+        return standard_normal_log_prob(rest) + self.prior.log_prob(top)
 
     # --- likelihood ----------------------------------------------------------------
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log P(x) in nats for uint8 images x (a lower bound through dequantisation)."""
         z, logdet = self.flow(x.to(self.device))
-        return standard_normal_log_prob(z) + logdet
+        return self.prior_log_prob(z) + logdet
 
     def bits_per_dim(self, x: torch.Tensor) -> torch.Tensor:
         """-log2 P(x) / D per image: nats / (D ln 2)."""
@@ -440,11 +483,16 @@ class RealNVP(TrainableModule):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, labels: torch.Tensor | None = None, *,
                temperature: float = 1.0) -> torch.Tensor:
-        """n uint8 images (on the CPU) from z ~ N(0, T^2 I), decoded 500 at a time (the inverse pass of a large
-        batch holds every level's activations at once). T=0 gives the image of the latent mode z=0."""
+        """n uint8 images (on the CPU) from z ~ N(0, T^2 I) (with a mixture prior, its draws for the last level's
+        latents, T scaling each component's spread), decoded 500 at a time (the inverse pass of a large
+        batch holds every level's activations at once). T=0 gives the image of the latent mode z=0 (with a mixture,
+        of a component's mean)."""
         if labels is not None:
             raise GenlabError(f"{type(self).__name__} is unconditional: sample() takes no labels")
         z = torch.randn(n, self.dims, generator=generator) * temperature
+        if self.prior is not None:
+            top_t = temperature[-self.top_dims:] if torch.is_tensor(temperature) else temperature
+            z[:, -self.top_dims:] = self.prior.sample(n, generator, top_t)
         return map_batches(self.decode, z, size=500)
 
     # --- training ------------------------------------------------------------------
