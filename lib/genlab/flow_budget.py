@@ -135,14 +135,14 @@ BUDGETS = {
     # A mixture prior for the last level's latents (genlab.flows.GaussianMixturePrior; 2026-11-28, AMD EPYC family
     # 26, Fashion-MNIST, 5 epochs, one thread each, two runs side by side; FID of 2,000 samples at T = 1 / the best
     # with the finest level cooled, floor 1.134; the mixture adds nothing measurable to a step's time):
-    #   N(0, I)            seed 0 (the built report)  2.946 bits/dim  FID 56.0 / 51.8 (45.7x)  55 % confident
+    #   N(0, I)            seed 0 (report at bdce325) 2.946 bits/dim  FID 56.0 / 51.8 (45.7x)  55 % confident
     #                      seed 1                     2.959           FID 69.1 / 65.3 (57.6x)  52 %
     #   10 components      seed 0                     2.942           FID 54.5 / 51.4 (45.3x)  57 %
     #   40 components      seed 0                     2.949           FID 48.1 / 45.1 (39.8x)  62 %
     #                      seed 1                     2.954           FID 36.5 / 33.1 (29.2x)  63 %
     # With 40 the best FID falls by 13 % and 49 % (the two seeds), bits/dim within the seeds' spread: Fashion-MNIST
-    # takes it. One flow's classes are not its components (40 of them for 10 classes: each kind of garment can
-    # take several). MNIST keeps N(0, I): its targets held without it, with 0.004 bits/dim to spare, and the
+    # takes it. The components are not the classes: with 40 for 10 classes, each kind of garment can take
+    # several. MNIST keeps N(0, I): its targets held without it, with 0.004 bits/dim to spare, and the
     # sweep's row measures the mixture there.
     # Measured after the cold build at 4aa7591 (same machine, one thread each, seed 0), not yet adopted:
     #   MNIST, 40 components           1.096 bits/dim (as N(0, I))  best FID 47.8 (5.9x the floor of 8.09; N(0, I)
