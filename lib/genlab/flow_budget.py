@@ -53,11 +53,15 @@ class FlowBudget:
     run_sweep: bool = True         # the hyperparameter sweep on the first dataset
 
     def epochs_for(self, dataset: str) -> int:
-        return self.epochs[0] if len(self.epochs) == 1 else self.epochs[DATASETS_28.index(dataset)]
+        return _for_dataset(self.epochs, dataset)
 
     def prior_components_for(self, dataset: str) -> int:
-        n = self.prior_components
-        return n[0] if len(n) == 1 else n[DATASETS_28.index(dataset)]
+        return _for_dataset(self.prior_components, dataset)
+
+
+def _for_dataset(values: tuple, dataset: str):
+    """A per-dataset knob's value for `dataset`: its one value, or the one at the dataset's place in DATASETS_28."""
+    return values[0] if len(values) == 1 else values[DATASETS_28.index(dataset)]
 
 
 BUDGETS = {
