@@ -1,10 +1,13 @@
-"""The flows' Gaussian-mixture prior on the last level's latents: its density is the mixture's, RealNVP
-adds it to the log-det in place of N(0, I) for exactly those latents, and its samples come from it."""
+"""The flows' Gaussian-mixture prior on the last levels' latents: its density is the mixture's (in float32
+under autocast too), RealNVP adds it to the log-det in place of N(0, I) for exactly those latents, and its
+samples come from it."""
 import math
 
+import pytest
 import torch
 from torch import distributions as D
 
+from genlab.errors import GenlabError
 from genlab.flows import FlowConfig, GaussianMixturePrior, RealNVP, standard_normal_log_prob
 
 
@@ -15,7 +18,7 @@ def randomised_prior(components=3, dims=5, seed=0):
         prior.means.copy_(torch.randn(components, dims, generator=g, dtype=torch.float64))
         prior.log_scales.copy_(0.3 * torch.randn(components, dims, generator=g, dtype=torch.float64))
         prior.logits.copy_(torch.randn(components, generator=g, dtype=torch.float64))
-    return prior
+    return prior.eval()
 
 
 def test_mixture_log_prob_is_the_mixture_density():
@@ -26,8 +29,35 @@ def test_mixture_log_prob_is_the_mixture_density():
     assert torch.allclose(prior.log_prob(z), reference.log_prob(z))
 
 
+def test_mixture_log_prob_stays_float32_under_bf16_autocast():
+    prior = randomised_prior(components=20, dims=196).float()
+    z = 3 * torch.randn(16, 196)
+    exact = prior.double().log_prob(z.double())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = prior.float().log_prob(z)
+    assert mixed.dtype == torch.float32
+    assert torch.allclose(mixed.double(), exact, rtol=1e-5, atol=1e-3)
+
+
+def test_the_first_training_batches_put_the_means_on_their_latents():
+    prior = GaussianMixturePrior(5, 3)
+    first, second = torch.randn(3, 3), torch.randn(4, 3)
+    prior.eval().log_prob(first)
+    assert int(prior.filled) == 0                         # evaluation never moves them
+    prior.train().log_prob(first)
+    assert torch.equal(prior.means[:3], first) and int(prior.filled) == 3
+    prior.log_prob(second)
+    assert torch.equal(prior.means[3:], second[:2]) and int(prior.filled) == 5
+    prior.log_prob(torch.randn(4, 3))
+    assert torch.equal(prior.means[3:], second[:2])       # all set: training moves them by gradient only
+    restored = GaussianMixturePrior(5, 3)
+    restored.load_state_dict(prior.state_dict())
+    restored.train().log_prob(torch.randn(2, 3))
+    assert torch.equal(restored.means, prior.means)
+
+
 def test_one_standard_component_is_the_standard_normal():
-    prior = GaussianMixturePrior(1, 6).double()
+    prior = GaussianMixturePrior(1, 6).double().eval()
     with torch.no_grad():
         prior.means.zero_()
     z = torch.randn(4, 6, dtype=torch.float64)
@@ -69,6 +99,22 @@ def test_realnvp_puts_the_mixture_on_the_last_levels_latents_only():
     assert all(any(torch.equal(img, m) for m in decoded) for img in images)
 
 
+def test_prior_levels_widens_the_mixture_to_the_last_levels_latents():
+    cfg = FlowConfig(image_shape=(1, 8, 8), scales=3, couplings=1, hidden=4, prior_components=4, prior_levels=2)
+    model = RealNVP(cfg).double().eval()
+    assert model.flow.transforms[-1].latent_dims == [32, 16, 16]
+    assert model.top_dims == 32 and model.prior.means.shape == (4, 32)
+    x = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8)
+    torch.manual_seed(3)
+    log_p = model.log_prob(x)
+    torch.manual_seed(3)
+    z, logdet = model.flow(x)
+    assert torch.allclose(log_p, standard_normal_log_prob(z[:, :32]) + model.prior.log_prob(z[:, 32:]) + logdet)
+    with pytest.raises(GenlabError, match="prior_levels=4"):
+        RealNVP(FlowConfig(image_shape=(1, 8, 8), scales=3, couplings=1, hidden=4, prior_components=4,
+                           prior_levels=4))
+
+
 def test_the_budget_sets_the_prior_per_dataset_and_a_parameter_overrides_it():
     from types import SimpleNamespace
 
@@ -82,3 +128,7 @@ def test_the_budget_sets_the_prior_per_dataset_and_a_parameter_overrides_it():
     assert (components(cpu, "mnist"), components(cpu, "fashion_mnist")) == (0, 40)
     both, _ = apply_params("cpu", "flows", {"prior_components": 8})
     assert (components(both, "mnist"), components(both, "fashion_mnist")) == (8, 8)
+    wider, _ = apply_params("cpu", "flows", {"prior_levels": 2})
+    fashion = SimpleNamespace(name="fashion_mnist", shape=(1, 28, 28))
+    assert model_config(fashion, cpu.flows).prior_levels == 1
+    assert model_config(fashion, wider.flows).prior_levels == 2

@@ -197,3 +197,20 @@ def test_autoencoder_prose_reads_gaps_seed_spreads_and_beta_ends_from_fields():
     text = " ".join(aes.beta_text(betas))
     assert "rate falls from 25.0 to 10.0 nats" in text and "active units 12 → 5 of 16" in text
     assert "ink: z3 (r = +0.80); width: z5 (r = -0.60)" in text and "(β = 4)" in text
+
+
+def test_flow_prior_prose_counts_the_components_the_weights_use():
+    from types import SimpleNamespace
+
+    from genlab.flow_study import prior_text
+    from genlab.flows import GaussianMixturePrior
+
+    prior = GaussianMixturePrior(4, 3)
+    with torch.no_grad():
+        prior.logits.copy_(torch.log(torch.tensor([0.5, 0.5, 0.0, 0.0]) + 1e-12))   # two of four in use
+    runs = {"fashion_mnist": SimpleNamespace(dataset="fashion_mnist", model=SimpleNamespace(prior=prior)),
+            "mnist": SimpleNamespace(dataset="mnist", model=SimpleNamespace(prior=None))}
+    text = prior_text(runs)
+    assert "Fashion-MNIST, 4 components: effective number **2**, 2 above a fifth of an equal share" in text
+    assert "MNIST," not in text.replace("Fashion-MNIST", "")
+    assert prior_text({"mnist": runs["mnist"]}) is None

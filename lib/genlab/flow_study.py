@@ -63,7 +63,7 @@ def model_config(ds: gdata.Dataset, budget: FlowBudget, **overrides) -> FlowConf
     base = FlowConfig(image_shape=tuple(ds.shape), scales=budget.scales, masks=budget.masks,
                       hidden=budget.hidden, blocks=budget.blocks, couplings=budget.couplings, lr=budget.lr,
                       invconv=budget.invconv, ema=budget.ema,
-                      prior_components=budget.prior_components_for(ds.name))
+                      prior_components=budget.prior_components_for(ds.name), prior_levels=budget.prior_levels)
     return replace(base, **overrides)
 
 
@@ -587,6 +587,22 @@ def sweep_text(sweep: Sweep, grads: dict[int, tuple[float, float]] | None) -> li
     return out
 
 
+def prior_text(runs: dict[str, FlowRun]) -> str | None:
+    """How many components of each trained mixture prior carry weight (None: no run has one)."""
+    parts = []
+    for r in runs.values():
+        if r.model.prior is None:
+            continue
+        w = r.model.prior.weights()
+        parts.append(f"{gdata.SPECS[r.dataset].title}, {len(w)} components: effective number "
+                     f"**{1 / float((w ** 2).sum()):.0f}**, {int((w > 0.2 / len(w)).sum())} above a fifth of an "
+                     f"equal share, the largest {float(w.max()):.1%}")
+    if not parts:
+        return None
+    return ("**Mixture prior.** How many of its Gaussians the trained prior uses (the effective number "
+            "1 / Σ πₖ² is K for equal weights and 1 when one component holds all): " + "; ".join(parts) + ".")
+
+
 def temperature_text(study: TemperatureStudy) -> str:
     """The best temperature's numbers, and whether the seed's claim about T = 0.7 holds (when measured)."""
     best, single = study.best, study.best_uniform
@@ -636,6 +652,9 @@ def discussion(runs: dict[str, FlowRun], temps: dict[str, TemperatureStudy], swe
                   if positive else "**A value is not positive**, which a likelihood of discrete data cannot be: "
                   "this run is broken."))
     out += [temperature_text(study) for study in temps.values()]
+    mixtures = prior_text(runs)
+    if mixtures:
+        out.append(mixtures)
     if sweep is not None:
         out += sweep_text(sweep, grads)
     if profile == "smoke":
