@@ -125,7 +125,7 @@ def test_the_budget_sets_the_prior_per_dataset_and_a_parameter_overrides_it():
         return model_config(SimpleNamespace(name=dataset, shape=(1, 28, 28)), profile.flows).prior_components
 
     cpu = get_profile("cpu")
-    assert (components(cpu, "mnist"), components(cpu, "fashion_mnist")) == (0, 40)
+    assert (components(cpu, "mnist"), components(cpu, "fashion_mnist")) == (0, 200)
     both, _ = apply_params("cpu", "flows", {"prior_components": 8})
     assert (components(both, "mnist"), components(both, "fashion_mnist")) == (8, 8)
     wider, _ = apply_params("cpu", "flows", {"prior_levels": 2})
