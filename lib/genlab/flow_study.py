@@ -18,7 +18,7 @@ from genlab.batched import batches
 from genlab.cache import json_memo, tensor_memo
 from genlab.config import Profile, config_dict, get_profile, replace
 from genlab.dequantization import DequantizerConfig, VariationallyDequantizedRealNVP
-from genlab.flow_budget import FlowBudget
+from genlab.flow_budget import BUDGETS, FlowBudget
 from genlab.flows import LOG2, AffineCoupling, FlowConfig, MultiScaleFlow, RealNVP, Squeeze
 from genlab.latents import interpolate
 from genlab.metrics import Yardstick, yardstick
@@ -323,9 +323,9 @@ SWEEP = [
     SweepVariant("batch512", "batch 512", train=lambda b: {"batch_size": 512}),
     SweepVariant("batch2048", "batch 2048", train=lambda b: {"batch_size": 2048}),
     SweepVariant("half_lr", "lr ÷2", lambda c: {"lr": c.lr / 2}),
-    # The other prior for the last level's latents: N(0, I), or a mixture of 200 Gaussians (Fashion-MNIST's).
+    # The other prior for the last level's latents: N(0, I), or the cpu budget's largest mixture (Fashion-MNIST's).
     SweepVariant("other_prior", "last level's prior: {prior_components} Gaussian(s)",
-                 lambda c: {"prior_components": 0 if c.prior_components else 200}),
+                 lambda c: {"prior_components": 0 if c.prior_components else max(BUDGETS["cpu"].prior_components)}),
     # The dequantisation the budget does not use.
     SweepVariant("other_dequantization", "{dequantization} dequantisation",
                  train=lambda b: {"dequantization": "uniform" if b.dequantization == "variational" else "variational"}),
