@@ -40,6 +40,7 @@ from genlab.atomic import save_text
 from genlab.config import NOTEBOOK_BUDGET, DEFAULT_PROFILE, PROFILES, apply_params, describe_changes, get_profile
 from genlab.errors import GenlabError
 from genlab.paths import REPO_ROOT
+from genlab.prefill import PREFILLS
 
 NOTEBOOKS = tuple(NOTEBOOK_BUDGET)
 
@@ -113,6 +114,7 @@ def _thread_factor(measured_threads: int, threads: int) -> float:
 
 # A lane's expected seconds per notebook, set by the build that planned the lanes: by the time a lane
 # starts, the yardsticks are in the cache, so the lane itself could no longer tell a cold build from a warm one.
+BUILT_DIR_ENV = "GENLAB_LANE_BUILT_DIR"
 ESTIMATES_ENV = "GENLAB_LANE_ESTIMATES"
 
 
@@ -452,6 +454,8 @@ class ProgressPrinter:
         where = f"[genlab] {self.notebook} {elapsed / 60:.1f} min | {event.get('model', '?')}"
         if event.get("cached"):
             return f"{where}: loaded from the cache ({event.get('epochs', '?')} epochs), nothing to train"
+        if event.get("waiting"):
+            return f"{where}: another process is training it; waiting to load it"
         metric = (f" | {event['metric']} {event['value']:.4g}" if event.get("metric") else "")
         left = ""
         if self.estimate_s:
@@ -651,6 +655,8 @@ def main(argv: list[str] | None = None) -> int:
         except GenlabError as e:
             failures += 1
             print(f"error: {e}", file=sys.stderr, flush=True)
+        if os.environ.get(BUILT_DIR_ENV):    # in a lane: the build no longer trains ahead for this notebook
+            Path(os.environ[BUILT_DIR_ENV], name).touch()
     if not args.no_index:
         _write_index_and_say(args.reports)
     return 1 if failures else 0
@@ -661,6 +667,16 @@ def _write_index_and_say(reports: Path) -> None:
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"[genlab] index: {index}", file=sys.stderr)
+
+
+def to_train_ahead(lanes: list[list[str]], finished: set[int], candidates: list[str], built: set[str]) -> str | None:
+    """Which notebook a lane that has ended should train ahead for (genlab.prefill): the first of `candidates`
+    that a lane still running (its index not in `finished`) has yet to build (not in `built`); None when there
+    is none or no lane has ended yet."""
+    if not finished or len(finished) == len(lanes):
+        return None
+    running = {n for i, lane in enumerate(lanes) if i not in finished for n in lane}
+    return next((n for n in candidates if n in running and n not in built), None)
 
 
 def build_in_lanes(args, jobs: int, out: Path, pdf: bool) -> int:
@@ -683,8 +699,11 @@ def build_in_lanes(args, jobs: int, out: Path, pdf: bool) -> int:
     # When a lane ends, the lanes still running share its threads (genlab.lanes).
     threads_file = Path(tempfile.mkdtemp(prefix="genlab-lanes-")) / "threads"
     lanes_module.offer(threads_file, threads)
+    built_dir = threads_file.parent / "built"     # a lane marks each notebook it has finished here
+    built_dir.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           ESTIMATES_ENV: json.dumps(expected), lanes_module.THREADS_FILE_ENV: str(threads_file)}
+           ESTIMATES_ENV: json.dumps(expected), lanes_module.THREADS_FILE_ENV: str(threads_file),
+           BUILT_DIR_ENV: str(built_dir)}
     procs = []
     for lane in lanes:
         cmd = [sys.executable, "-m", "genlab.build", "--profile", args.profile, "--notebooks", *lane,
@@ -693,16 +712,36 @@ def build_in_lanes(args, jobs: int, out: Path, pdf: bool) -> int:
         cmd += (["--name", args.name] if args.name else []) + ([] if pdf else ["--no-pdf"])
         procs.append(subprocess.Popen(cmd, env=env))
     codes: dict[int, int] = {}
+    # When a lane ends, it first trains ahead what the notebooks of the lanes still running will load
+    # (genlab.prefill), on its own threads; then the lanes still running share them.
+    ahead = [n for lane in lanes for n in lane if n in PREFILLS]
+    helper = None
     try:
         while len(codes) < len(procs):
+            changed = False
             for i, p in enumerate(procs):
                 if i not in codes and p.poll() is not None:
-                    codes[i] = p.returncode
-                    running = len(procs) - len(codes)
-                    if running:
-                        lanes_module.offer(threads_file, lane_threads(running))
+                    codes[i], changed = p.returncode, True
+            if helper is not None and helper.poll() is not None:
+                if helper.returncode != 0:
+                    print(f"note: training ahead for another lane stopped (exit code {helper.returncode}); "
+                          "its notebook trains what is left itself", file=sys.stderr, flush=True)
+                helper, changed = None, True
+            if changed:
+                built = {f.name for f in built_dir.iterdir()}
+                notebook = None if helper is not None else to_train_ahead(lanes, set(codes), ahead, built)
+                if notebook is not None:
+                    ahead.remove(notebook)
+                    cmd = [sys.executable, "-m", "genlab.prefill", "--profile", args.profile,
+                           "--notebook", notebook] + [x for p in args.param for x in ("-p", p)]
+                    helper = subprocess.Popen(cmd, env=env)
+                lanes_running = len(procs) - len(codes) + (helper is not None)
+                if lanes_running:
+                    lanes_module.offer(threads_file, lane_threads(lanes_running))
             time.sleep(1.0)
     finally:
+        if helper is not None and helper.poll() is None:
+            helper.terminate()
         shutil.rmtree(threads_file.parent, ignore_errors=True)
     codes = list(codes.values())
     _write_index_and_say(args.reports)

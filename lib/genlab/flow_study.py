@@ -22,7 +22,7 @@ from genlab.flow_budget import BUDGETS, FlowBudget
 from genlab.flows import LOG2, AffineCoupling, FlowConfig, MultiScaleFlow, RealNVP, Squeeze
 from genlab.latents import interpolate
 from genlab.metrics import Yardstick, yardstick
-from genlab.train import FitResult
+from genlab.train import FitResult, RunBusy, skip_busy_runs
 
 
 @dataclass
@@ -374,18 +374,12 @@ def sweep(dataset: str, profile: str | Profile, variants=SWEEP) -> Sweep:
     T = 1 (bits/dim alone can miss what a change does to samples) and the training time."""
     profile = get_profile(profile)
     budget = profile.flows
-    ds = gdata.load(dataset)
-    base = model_config(ds, budget)
+    base = model_config(gdata.load(dataset), budget)
     rows = []
     for v in variants:
-        train_kw = v.train(budget)
-        resolved = v.config(base)
-        bs = train_kw.get("batch_size", budget.batch_size)
-        run = train(ds.name, profile, name="realnvp-sweep", train_images=budget.sweep_subset,
-                    epochs=budget.sweep_epochs, batch_size=bs, eval_images=budget.sweep_eval,
-                    seed=train_kw.get("seed"), precision=train_kw.get("precision"),
-                    raw_weights=train_kw.get("raw_weights", False),
-                    dequantization=train_kw.get("dequantization"), **resolved)
+        run = sweep_run(dataset, profile, v)
+        train_kw, resolved = v.train(budget), v.config(base)
+        bs = run.batch_size
         fid, floor = _sample_fid(run, budget.sweep_samples, profile, train_kw.get("raw_weights", False))
         rows.append(SweepResult(
             key=v.key, label=v.label.format(**train_kw, **resolved),
@@ -396,6 +390,39 @@ def sweep(dataset: str, profile: str | Profile, variants=SWEEP) -> Sweep:
             dequantization=run.dequantization,
             seconds=run.fit.train_seconds))
     return Sweep(rows)
+
+
+def sweep_run(dataset: str, profile: Profile, v: SweepVariant) -> FlowRun:
+    """Train (or load) one variant of the sweep, with its test bits/dim."""
+    budget = profile.flows
+    train_kw = v.train(budget)
+    return train(dataset, profile, name="realnvp-sweep", train_images=budget.sweep_subset,
+                 epochs=budget.sweep_epochs, batch_size=train_kw.get("batch_size", budget.batch_size),
+                 eval_images=budget.sweep_eval, seed=train_kw.get("seed"), precision=train_kw.get("precision"),
+                 raw_weights=train_kw.get("raw_weights", False), dequantization=train_kw.get("dequantization"),
+                 **v.config(model_config(gdata.load(dataset), budget)))
+
+
+def prefill_sweep(profile: str | Profile) -> list[str]:
+    """Train the sweep's variants ahead of the notebook, from the last one back, until one is already cached or
+    another process is training it (the notebook goes through them from the first): a build lane that has
+    finished its own notebooks does this for the lane that runs this one, and the notebook then loads them.
+    Returns the keys of the variants it trained or loaded."""
+    profile = get_profile(profile)
+    budget = profile.flows
+    if not budget.run_sweep:
+        return []
+    done = []
+    for v in reversed(SWEEP):
+        try:
+            with skip_busy_runs():
+                run = sweep_run(budget.datasets[0], profile, v)
+        except RunBusy:
+            break
+        done.append(v.key)
+        if run.fit.cached:
+            break
+    return done
 
 
 def _sample_fid(run: FlowRun, n: int, profile: Profile, raw_weights: bool = False) -> tuple[float, float]:

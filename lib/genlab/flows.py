@@ -369,8 +369,10 @@ class MultiScaleFlow(Transform):
             self.shapes.append(tuple(out_shape))
             if not last:
                 c, h = out_shape[0] // 2, out_shape[1]   # half the channels go on
-        # How many entries of the flat z each level's latents take, in z's order (the finest level's first).
-        self.latent_dims = [math.prod(s) // (1 if i == cfg.scales - 1 else 2) for i, s in enumerate(self.shapes)]
+        # The shape of each level's latents (the half that leaves, or the last level's whole output), and how many
+        # entries of the flat z they take, in z's order (the finest level's first).
+        self.latent_shapes = [s if i == cfg.scales - 1 else (s[0] // 2, *s[1:]) for i, s in enumerate(self.shapes)]
+        self.latent_dims = [math.prod(s) for s in self.latent_shapes]
 
     def forward(self, x):
         zs, total = [], x.new_zeros(x.shape[0])
@@ -386,16 +388,12 @@ class MultiScaleFlow(Transform):
 
     def inverse(self, z):
         # Cut the flat z back into the per-level pieces, last level first.
-        sizes = []
-        for i, (c, h, w) in enumerate(self.shapes):
-            last = i == len(self.shapes) - 1
-            sizes.append((c if last else c // 2, h, w))
-        pieces = list(torch.split(z, [c * h * w for c, h, w in sizes], 1))
+        pieces = list(torch.split(z, self.latent_dims, 1))
         total = z.new_zeros(z.shape[0])
-        x = pieces[-1].view(-1, *sizes[-1])
+        x = pieces[-1].view(-1, *self.latent_shapes[-1])
         for i in reversed(range(len(self.levels))):
             if i < len(self.levels) - 1:
-                x = torch.cat([x, pieces[i].view(-1, *sizes[i])], 1)
+                x = torch.cat([x, pieces[i].view(-1, *self.latent_shapes[i])], 1)
             x, logdet = self.levels[i].inverse(x)
             total = total + logdet
         return x, total
@@ -431,6 +429,10 @@ class GaussianMixturePrior(nn.Module):
         self.means[k:k + n] = z[:n].to(self.means.dtype)
         self.filled += n
 
+    def is_filled(self) -> bool:
+        """Whether every mean has been set from the data (reads the count: a host sync on a GPU)."""
+        return bool(self.filled >= len(self.means))
+
     def _load_from_state_dict(self, *args, **kwargs):
         self._known_filled = False
         super()._load_from_state_dict(*args, **kwargs)
@@ -439,7 +441,7 @@ class GaussianMixturePrior(nn.Module):
         if self.training and not self._known_filled:
             if self.filled < len(self.means):
                 self._fill(z)
-            self._known_filled = bool(self.filled >= len(self.means))
+            self._known_filled = self.is_filled()
         # sum_d (z_d - mu_kd)^2 / sigma_kd^2 expanded into matrix products: no (batch, K, dims) tensor (with 100
         # components on 784 latents, 2.6 ms a step forward and back instead of 40 on one thread). In float32:
         # under bf16 the three terms' cancellation would lose the density.
@@ -489,6 +491,11 @@ class RealNVP(TrainableModule):
                               f"{len(levels)}")
         self.top_dims = sum(levels[-cfg.prior_levels:])
         self.prior = GaussianMixturePrior(cfg.prior_components, self.top_dims) if cfg.prior_components else None
+
+    def ready_for_cuda_graph(self) -> bool:
+        # With fewer images per batch than mixture components, the first steps fill the prior's means; a capture
+        # before they are all set would fill them again in its warm-up passes (and lose that on restoring the buffers).
+        return self.prior is None or self.prior.is_filled()
 
     def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
         if self.prior is None:

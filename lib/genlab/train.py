@@ -19,7 +19,9 @@ A model owns its loss: it subclasses `TrainableModule` and implements `loss()`
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
+import fcntl
 import hashlib
 import json
 import math
@@ -114,6 +116,11 @@ class TrainableModule(nn.Module):
             nn.utils.clip_grad_norm_(self.parameters(), self.grad_clip)
         opt.step()
         return {"loss": loss.detach(), **metrics}
+
+    def ready_for_cuda_graph(self) -> bool:
+        """Whether `fit` may capture the loss now (it asks after each eager step until it has): a model whose
+        first steps set its own state from the data says when they are over."""
+        return True
 
     @torch.no_grad()
     def validation_metrics(self, batch: Batch) -> dict:
@@ -214,6 +221,41 @@ def _log_progress(**event) -> None:
             f.write(json.dumps(event, default=float) + "\n")
 
 
+class RunBusy(GenlabError):
+    """Another process is training this run (raised instead of waiting, inside `skip_busy_runs`)."""
+
+
+_WAIT_FOR_BUSY_RUNS = contextvars.ContextVar("genlab_wait_for_busy_runs", default=True)
+
+
+@contextlib.contextmanager
+def skip_busy_runs():
+    """Inside: `fit` raises `RunBusy` for a run another process is training, instead of waiting for it
+    (a build lane that trains another lane's runs ahead of it stops where that lane has got to)."""
+    token = _WAIT_FOR_BUSY_RUNS.set(False)
+    try:
+        yield
+    finally:
+        _WAIT_FOR_BUSY_RUNS.reset(token)
+
+
+@contextlib.contextmanager
+def _claimed(run_dir: Path, name: str):
+    """The run to this process alone while inside: an exclusive lock on a file beside the cache's runs,
+    which the system drops when the process ends, however it ends."""
+    path = run_dir.parent.parent / "locks" / f"{run_dir.name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not _WAIT_FOR_BUSY_RUNS.get():
+                raise RunBusy(f"{name}: another process is training this run") from None
+            _log_progress(model=name, waiting=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def _check_finite(name: str, metrics: dict[str, float], epoch: int, step: int, run_dir: Path) -> None:
     for k, v in metrics.items():
         v = float(v)
@@ -272,123 +314,128 @@ def fit(
     key = cache_key(name, {"config": config, "epochs": epochs, "batch_size": batch_size, "seed": seed,
                            "precision": precision, "ema": model.ema_decay}, data_id, code)
     run_dir = cache_dir() / "runs" / f"{name}-{key}"
-    ckpt_path = run_dir / "checkpoint.pt"
-    n = len(train[0])
-    steps_per_epoch = max(1, n // batch_size) if n >= batch_size else 1
+    # One process at a time trains or loads a run: another that needs it (a build's other lane, a second
+    # build) waits and then loads it, instead of training it twice side by side.
+    with _claimed(run_dir, name):
+        ckpt_path = run_dir / "checkpoint.pt"
+        n = len(train[0])
+        steps_per_epoch = max(1, n // batch_size) if n >= batch_size else 1
 
-    def setup(model):
-        model.precision = precision
-        if model.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        optimizers = model.configure_optimizers()
-        schedulers = model.configure_schedulers(optimizers, steps_per_epoch * epochs)
-        ema = EMA(model, model.ema_decay) if model.ema_decay else None
-        return model, optimizers, schedulers, ema
+        def setup(model):
+            model.precision = precision
+            if model.channels_last:
+                model = model.to(memory_format=torch.channels_last)
+            optimizers = model.configure_optimizers()
+            schedulers = model.configure_schedulers(optimizers, steps_per_epoch * epochs)
+            ema = EMA(model, model.ema_decay) if model.ema_decay else None
+            return model, optimizers, schedulers, ema
 
-    model, optimizers, schedulers, ema = setup(model)
-    rows: list[dict] = []
-    start_epoch = 1
+        model, optimizers, schedulers, ema = setup(model)
+        rows: list[dict] = []
+        start_epoch = 1
 
-    def result(cached: bool) -> FitResult:
-        cuda_graphs.remove(model)
-        model.eval()
-        shown = ema.model if ema is not None else model
-        shown.precision = precision
-        return FitResult(shown, pd.DataFrame(rows), cached=cached, run_dir=run_dir, trained=model,
-                         precision=precision)
-
-    had_checkpoint = ckpt_path.exists()
-    state = _read_checkpoint(ckpt_path, model, device) if had_checkpoint else None
-    if state is not None and ema is not None:
-        try:
-            ema.load_state_dict(state["ema"])
-        except Exception as e:  # a checkpoint without (or with a damaged) EMA: start again
-            set_aside(run_dir, f"EMA state unreadable: {type(e).__name__}")
-            state = None
-    if had_checkpoint and state is None:
-        # A damaged checkpoint was set aside: start again from the seeded initialisation.
-        torch.manual_seed(seed)
-        model, optimizers, schedulers, ema = setup(build().to(device))
-    if state is not None:
-        rows = state["history"]
-        if state["finished"]:
-            _log_progress(model=name, cached=True, epochs=epochs)
-            return result(cached=True)
-        for k, opt in optimizers.items():
-            opt.load_state_dict(state["optimizers"][k])
-        for sched, s in zip(schedulers, state["schedulers"]):
-            sched.load_state_dict(s)
-        torch.set_rng_state(state["rng"])
-        if torch.cuda.is_available() and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        start_epoch = state["epoch"] + 1
-    else:
-        save_json({"name": name, "data": data_id, "epochs": epochs, "batch_size": batch_size,
-                   "seed": seed, "precision": precision, "ema": model.ema_decay, "code": code,
-                   "config": config_dict(config)}, run_dir / "config.json")
-
-    # The whole data set moves to the device once (a no-op on the CPU); batches are index slices.
-    train = _to(train, device)
-    val = _to(val, device) if val is not None else None
-    # On a GPU, reading a value stalls the device: the NaN guard looks every `check_every` steps.
-    check_every = 1 if device.type == "cpu" else 25
-    graph_pending = cuda_graphs.enabled(model, device)
-    model.train()
-    for epoch in range(start_epoch, epochs + 1):
-        t0 = time.perf_counter()
-        # The order of an epoch depends only on (seed, epoch), so a resumed run draws
-        # exactly the batches the uninterrupted one would have.
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        sums: dict[str, Any] = {}
-        steps = 0
-        bar = tqdm(total=steps_per_epoch, desc=f"{name} {epoch}/{epochs}", leave=False,
-                   disable=not _progress_enabled())
-        for idx in _batches(n, batch_size, gen):
-            lanes.follow()
-            idx = idx.to(device)
-            batch = tuple(t[idx] for t in train)
-            metrics = model.train_step(batch, optimizers)
-            steps += 1
-            if graph_pending:   # after the run's first (eager) step: ActNorm and the like have initialised
-                graph_pending = False
-                cuda_graphs.install(model, batch, tuple(k for k in metrics if k != "loss"))
-            if ema is not None:
-                ema.update(model)
-            for sched in schedulers:
-                sched.step()
-            for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + (v.detach().float() if torch.is_tensor(v) else float(v))
-            if steps % check_every == 0:
-                _check_finite(name, metrics if check_every == 1 else sums, epoch, steps, run_dir)
-            bar.update(1)
-            if _progress_enabled() and steps % 50 == 0:
-                bar.set_postfix({k: f"{float(v) / steps:.4g}" for k, v in list(sums.items())[:3]})
-        bar.close()
-        row = {"epoch": epoch, **{f"train_{k}": float(v) / steps for k, v in sums.items()}}
-        _check_finite(name, row, epoch, steps, run_dir)
-        shown = ema.model if ema is not None else model
-        if val is not None:
-            row.update({f"val_{k}": v for k, v in evaluate(shown, val, device=device).items()})
-        if on_epoch_end is not None:
+        def result(cached: bool) -> FitResult:
+            cuda_graphs.remove(model)
             model.eval()
-            row.update(on_epoch_end(shown, epoch, run_dir))
-            model.train()
-        row["seconds"] = time.perf_counter() - t0
-        rows.append(row)
-        # The metric a person watches: a validation metric other than the bare loss when there is one.
-        keys = [k for k in row if k.startswith("val_")] or [k for k in row if k.startswith("train_")]
-        main = "FID" if "FID" in row else next((k for k in keys if not k.endswith("_loss")), keys[0] if keys else None)
-        _log_progress(model=name, epoch=epoch, epochs=epochs, metric=main, value=row.get(main),
-                      seconds=row["seconds"])
-        save_torch({
-            "model": model.state_dict(),
-            "ema": ema.state_dict() if ema is not None else None,
-            "optimizers": {k: opt.state_dict() for k, opt in optimizers.items()},
-            "schedulers": [s.state_dict() for s in schedulers],
-            "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "epoch": epoch,
-            "history": rows,
-            "finished": epoch == epochs,
-        }, ckpt_path)
-    return result(cached=False)
+            shown = ema.model if ema is not None else model
+            shown.precision = precision
+            return FitResult(shown, pd.DataFrame(rows), cached=cached, run_dir=run_dir, trained=model,
+                             precision=precision)
+
+        had_checkpoint = ckpt_path.exists()
+        state = _read_checkpoint(ckpt_path, model, device) if had_checkpoint else None
+        if state is not None and ema is not None:
+            try:
+                ema.load_state_dict(state["ema"])
+            except Exception as e:  # a checkpoint without (or with a damaged) EMA: start again
+                set_aside(run_dir, f"EMA state unreadable: {type(e).__name__}")
+                state = None
+        if had_checkpoint and state is None:
+            # A damaged checkpoint was set aside: start again from the seeded initialisation.
+            torch.manual_seed(seed)
+            model, optimizers, schedulers, ema = setup(build().to(device))
+        if state is not None:
+            rows = state["history"]
+            if state["finished"]:
+                _log_progress(model=name, cached=True, epochs=epochs)
+                return result(cached=True)
+            for k, opt in optimizers.items():
+                opt.load_state_dict(state["optimizers"][k])
+            for sched, s in zip(schedulers, state["schedulers"]):
+                sched.load_state_dict(s)
+            torch.set_rng_state(state["rng"])
+            if torch.cuda.is_available() and state.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
+            start_epoch = state["epoch"] + 1
+        else:
+            save_json({"name": name, "data": data_id, "epochs": epochs, "batch_size": batch_size,
+                       "seed": seed, "precision": precision, "ema": model.ema_decay, "code": code,
+                       "config": config_dict(config)}, run_dir / "config.json")
+
+        # The whole data set moves to the device once (a no-op on the CPU); batches are index slices.
+        train = _to(train, device)
+        val = _to(val, device) if val is not None else None
+        # On a GPU, reading a value stalls the device: the NaN guard looks every `check_every` steps.
+        check_every = 1 if device.type == "cpu" else 25
+        graph_pending = cuda_graphs.enabled(model, device)
+        model.train()
+        for epoch in range(start_epoch, epochs + 1):
+            t0 = time.perf_counter()
+            # The order of an epoch depends only on (seed, epoch), so a resumed run draws
+            # exactly the batches the uninterrupted one would have.
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+            sums: dict[str, Any] = {}
+            steps = 0
+            bar = tqdm(total=steps_per_epoch, desc=f"{name} {epoch}/{epochs}", leave=False,
+                       disable=not _progress_enabled())
+            for idx in _batches(n, batch_size, gen):
+                lanes.follow()
+                idx = idx.to(device)
+                batch = tuple(t[idx] for t in train)
+                metrics = model.train_step(batch, optimizers)
+                steps += 1
+                # After the run's first (eager) step, once the model's data-dependent start is over (ActNorm's scales,
+                # a mixture prior's means): the capture's warm-up passes would otherwise run it again.
+                if graph_pending and model.ready_for_cuda_graph():
+                    graph_pending = False
+                    cuda_graphs.install(model, batch, tuple(k for k in metrics if k != "loss"))
+                if ema is not None:
+                    ema.update(model)
+                for sched in schedulers:
+                    sched.step()
+                for k, v in metrics.items():
+                    sums[k] = sums.get(k, 0.0) + (v.detach().float() if torch.is_tensor(v) else float(v))
+                if steps % check_every == 0:
+                    _check_finite(name, metrics if check_every == 1 else sums, epoch, steps, run_dir)
+                bar.update(1)
+                if _progress_enabled() and steps % 50 == 0:
+                    bar.set_postfix({k: f"{float(v) / steps:.4g}" for k, v in list(sums.items())[:3]})
+            bar.close()
+            row = {"epoch": epoch, **{f"train_{k}": float(v) / steps for k, v in sums.items()}}
+            _check_finite(name, row, epoch, steps, run_dir)
+            shown = ema.model if ema is not None else model
+            if val is not None:
+                row.update({f"val_{k}": v for k, v in evaluate(shown, val, device=device).items()})
+            if on_epoch_end is not None:
+                model.eval()
+                row.update(on_epoch_end(shown, epoch, run_dir))
+                model.train()
+            row["seconds"] = time.perf_counter() - t0
+            rows.append(row)
+            # The metric a person watches: a validation metric other than the bare loss when there is one.
+            keys = [k for k in row if k.startswith("val_")] or [k for k in row if k.startswith("train_")]
+            main = "FID" if "FID" in row else next((k for k in keys if not k.endswith("_loss")), keys[0] if keys else None)
+            _log_progress(model=name, epoch=epoch, epochs=epochs, metric=main, value=row.get(main),
+                          seconds=row["seconds"])
+            save_torch({
+                "model": model.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
+                "optimizers": {k: opt.state_dict() for k, opt in optimizers.items()},
+                "schedulers": [s.state_dict() for s in schedulers],
+                "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "epoch": epoch,
+                "history": rows,
+                "finished": epoch == epochs,
+            }, ckpt_path)
+        return result(cached=False)

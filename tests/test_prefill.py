@@ -1,0 +1,84 @@
+"""Runs trained by one process at a time, and a finished build lane training ahead for another."""
+import threading
+import time
+
+import pytest
+
+from genlab import build, flow_study as fs, prefill
+from genlab import train as gtrain
+from genlab.config import apply_params
+from toy import ToyConfig, run
+
+
+def test_two_processes_that_need_one_run_at_once_train_it_once():
+    cfg = ToyConfig(sleep=0.02)      # 32 steps: both start while the first trains
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(run(cfg))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(r.cached for r in results) == [False, True]
+
+
+def test_a_run_held_elsewhere_is_skipped_when_asked_and_waited_for_otherwise():
+    cfg = ToyConfig()
+    first = run(cfg)
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with gtrain._claimed(first.run_dir, "toy"):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(30)
+    with gtrain.skip_busy_runs(), pytest.raises(gtrain.RunBusy, match="another process"):
+        run(cfg)
+    threading.Timer(0.3, release.set).start()
+    t0 = time.perf_counter()
+    again = run(cfg)                 # waits for the holder, then loads
+    assert again.cached and time.perf_counter() - t0 >= 0.25
+    holder.join(30)
+
+
+def test_prefill_trains_the_sweep_from_its_end_and_stops_where_the_notebook_has_got_to(monkeypatch, tmp_path):
+    variants = [fs.SWEEP[0], fs.SWEEP[3], fs.SWEEP[-1]]
+    monkeypatch.setattr(fs, "SWEEP", variants)
+    profile, _ = apply_params("smoke", "flows", {})
+    # The notebook is training the middle variant (its lock is held): the last one is trained ahead, no more.
+    middle = fs.sweep_run("mnist", profile, variants[1]).fit.run_dir.name
+    monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "other"))
+    held, release = threading.Event(), threading.Event()
+
+    def notebook_trains_the_middle():
+        with gtrain._claimed(tmp_path / "other" / "runs" / middle, "realnvp-sweep-mnist"):
+            held.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=notebook_trains_the_middle)
+    holder.start()
+    assert held.wait(30)
+    assert prefill.prefill("flows", "smoke", {}) == [variants[2].key]
+    release.set()
+    holder.join(30)
+    # With nothing held, it goes back from the end and stops at the first run in the cache.
+    monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "third"))
+    assert prefill.prefill("flows", "smoke", {}) == [v.key for v in reversed(variants)]
+    assert all(fs.sweep_run("mnist", profile, v).fit.cached for v in variants)   # the notebook loads them all
+    assert prefill.prefill("flows", "smoke", {}) == [variants[-1].key]
+    # A notebook with nothing to train ahead, and a sweep turned off.
+    assert prefill.prefill("gans", "smoke", {}) == []
+    assert prefill.prefill("flows", "smoke", {"run_sweep": False}) == []
+
+
+def test_a_lane_that_ends_trains_ahead_for_a_notebook_another_lane_has_yet_to_finish():
+    lanes = [["gans"], ["autoencoders", "flows"]]
+    assert build.to_train_ahead(lanes, set(), ["flows"], set()) is None          # no lane has ended
+    assert build.to_train_ahead(lanes, {0}, ["flows"], set()) == "flows"
+    assert build.to_train_ahead(lanes, {0}, ["flows"], {"flows"}) is None     # built already
+    assert build.to_train_ahead(lanes, {1}, ["flows"], set()) is None         # the flows lane itself ended
+    assert build.to_train_ahead(lanes, {0}, [], set()) is None                # already helped
+    assert build.to_train_ahead(lanes, {0, 1}, ["flows"], set()) is None
+    assert set(prefill.PREFILLS) <= set(build.NOTEBOOKS)
