@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from genlab import build, flow_study as fs, prefill
+from genlab import ae_study, build, flow_study as fs, prefill
 from genlab import train as gtrain
 from genlab.config import apply_params
 from toy import ToyConfig, run
@@ -82,3 +82,32 @@ def test_a_lane_that_ends_trains_ahead_for_a_notebook_another_lane_has_yet_to_fi
     assert build.to_train_ahead(lanes, {0}, [], set()) is None                # already helped
     assert build.to_train_ahead(lanes, {0, 1}, ["flows"], set()) is None
     assert set(prefill.PREFILLS) <= set(build.NOTEBOOKS)
+
+
+def test_a_lane_with_less_to_do_starts_by_training_ahead_for_the_longest_lanes_first_notebook():
+    expected = {"gans": 50.0, "autoencoders": 12.0, "flows": 49.0}
+    assert build.ahead_at_start([["gans"], ["autoencoders", "flows"]], expected) == (0, "autoencoders")
+    # The flows' runs to train ahead (the sweep) come at the notebook's end: not at the start.
+    assert build.ahead_at_start([["gans"], ["flows", "autoencoders"]], expected) is None
+    assert build.ahead_at_start([["gans", "autoencoders", "flows"]], expected) is None
+    assert build.ahead_at_start([["autoencoders"], ["gans"]], expected) is None   # gans has nothing to train ahead
+
+
+def test_the_autoencoders_prefill_trains_every_model_and_evaluation_the_notebook_uses(isolated_cache):
+    profile, _ = apply_params("smoke", "autoencoders", {})
+    planned = ae_study.planned_runs(profile)
+    assert len(planned) == len({(ds, repr(sorted(kw.items()))) for ds, kw, _ in planned})
+    done = prefill.prefill("autoencoders", "smoke", {})
+    assert len(done) == len(planned)          # an empty cache: all of them, from the last back
+    runs = isolated_cache / "cache" / "runs"
+    before = sorted(p.relative_to(runs) for p in runs.rglob("*") if p.is_file() and "eval_" in p.name)
+    trained = sorted(d.name for d in runs.iterdir() if not d.name.startswith("classifier"))
+    assert len(trained) == len(planned)
+    sweep = ae_study.latent_sweep_experiment(profile, profile.autoencoders.datasets)
+    vae, fvae, beta = (ae_study.vae_experiment(profile), ae_study.fvae_experiment(profile),
+                       ae_study.beta_experiment(profile))
+    # The notebook's experiments trained and evaluated nothing more: all of it came from the cache.
+    assert sorted(d.name for d in runs.iterdir() if not d.name.startswith("classifier")) == trained
+    assert sorted(p.relative_to(runs) for p in runs.rglob("*") if p.is_file() and "eval_" in p.name) == before
+    assert all(r.fit.cached for r in [*sweep.runs.values(), *vae.runs.values()]) and beta.rows and fvae.summaries
+    assert prefill.prefill("autoencoders", "smoke", {}) == [done[0]]   # stops at the first one in the cache

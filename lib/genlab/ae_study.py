@@ -27,7 +27,7 @@ from genlab.autoencoders import AEConfig, AutoEncoder, kl_standard_normal
 from genlab.config import Profile, config_dict, get_profile, replace
 from genlab.latents import interpolate
 from genlab.notebook import SMOKE_NOTE
-from genlab.train import FitResult
+from genlab.train import FitResult, RunBusy, skip_busy_runs
 
 # The seed report's numbers (MLP VAE, BCE on grey values, *training* loss after 20 epochs).
 SEED_VAE_TRAIN_LOSS = {"mnist": 103.9, "fashion_mnist": 240.3}
@@ -54,13 +54,19 @@ class AERun:
         return name + (f" β={self.cfg.beta:g}" if self.cfg.beta != 1 else "")
 
 
+def model_config(dataset: str, profile: Profile, **overrides) -> AEConfig:
+    """The AEConfig the budget gives on `dataset`, with `overrides` (kind, latent, beta, ...)."""
+    b = profile.autoencoders
+    return replace(AEConfig(width=b.width, latent=b.vae_latent, lr=b.lr, kl_warmup=b.kl_warmup,
+                            image_shape=tuple(gdata.load(dataset).shape)), **overrides)
+
+
 def train(dataset: str, profile: str | Profile, *, seed: int | None = None, **overrides) -> AERun:
     """Train (or load) an autoencoder; `overrides` are AEConfig fields (kind, latent, beta, ...)."""
     profile = get_profile(profile)
     b = profile.autoencoders
     ds = gdata.load(dataset)
-    cfg = replace(AEConfig(width=b.width, latent=b.vae_latent, lr=b.lr, kl_warmup=b.kl_warmup,
-                           image_shape=tuple(ds.shape)), **overrides)
+    cfg = model_config(dataset, profile, **overrides)
     seed = profile.seed if seed is None else seed
     result = experiment.train_on(cfg.kind, lambda: AutoEncoder(cfg), cfg, ds, profile,
                                  epochs=b.ae_epochs if cfg.kind == "ae" else b.vae_epochs, batch_size=b.batch_size,
@@ -100,6 +106,61 @@ def _evaluate(run: AERun, images: torch.Tensor, k: int) -> dict[str, float]:
             for name, v in vals.items():
                 sums[name] = sums.get(name, 0.0) + v.sum().item()
     return {name: v / len(images) for name, v in sums.items()}
+
+
+def planned_runs(profile: str | Profile) -> list[tuple[str, dict, list[tuple[str, int, int]]]]:
+    """Every model the notebook trains, in the order it trains them, once each: (dataset, `train` keywords,
+    the evaluations kept beside it as (split, images, IW-NLL samples)). `prefill` goes through it; a test
+    checks that the experiments train nothing it leaves out."""
+    profile = get_profile(profile)
+    b = profile.autoencoders
+
+    def n(dataset, m):
+        return min(m, len(gdata.load(dataset).x_test))
+
+    plan = []
+    for ds in b.datasets:                                         # latent_sweep_experiment
+        m = n(ds, b.eval_images * 5)
+        plan += [(ds, dict(kind="ae", likelihood="bce_grey", latent=d), [("test", m, 0), ("train", m, 0)])
+                 for d in b.latents]
+    for ds, lik in [("mnist", "bernoulli"), *((d, "bce_grey") for d in b.datasets)]:   # vae_experiment
+        full = profile.eval_subset or len(gdata.load(ds).x_test)
+        plan.append((ds, dict(likelihood=lik), [("test", n(ds, b.eval_images), b.iwae_k), ("test", full, 0),
+                                                 ("train", full, 0)]))
+    plan += [("mnist", dict(seed=profile.seed + seed, flow_steps=k), [("test", n("mnist", b.eval_images), b.iwae_k)])
+             for k in (0, *b.flow_steps) for seed in range(b.seeds)]   # fvae_experiment
+    plan += [("mnist", dict(beta=beta), [("test", n("mnist", b.eval_images), 0)]) for beta in b.betas]   # beta_experiment
+    # The same model reached twice (the VAE is also the f-VAE with K = 0, and β = 1) is listed once, where the
+    # notebook first trains it, with the evaluations of both.
+    once: dict[tuple, tuple[str, dict, list]] = {}
+    for ds, kw, evals in plan:
+        key = (ds, model_config(ds, profile, **{k: v for k, v in kw.items() if k != "seed"}),
+               kw.get("seed", profile.seed))
+        first = once.setdefault(key, (ds, kw, []))
+        first[2].extend(e for e in evals if e not in first[2])
+    return list(once.values())
+
+
+def prefill(profile: str | Profile) -> list[str]:
+    """Train ahead, with their kept evaluations, the notebook's models from the last one back, until one is
+    already cached or another process is training it (genlab.prefill: a build lane with time to spare does
+    this while the lane that builds this notebook goes through it from the start; they meet in the middle).
+    Returns the labels of the models it trained or loaded."""
+    profile = get_profile(profile)
+    done = []
+    for ds, kw, evals in reversed(planned_runs(profile)):
+        try:
+            with skip_busy_runs():
+                run = train(ds, profile, **kw)
+        except RunBusy:
+            break
+        data = gdata.load(ds)
+        for split, n, k in evals:
+            evaluate(run, (data.x_test if split == "test" else data.x_train)[:n], k=k, split=split)
+        done.append(f"{run.label} ({ds})")
+        if run.fit.cached:
+            break
+    return done
 
 
 @torch.no_grad()

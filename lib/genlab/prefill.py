@@ -5,8 +5,9 @@ Handing the finished lane's thread to the lane still running (genlab.lanes) buys
 the cold build at 8cc0dbf (2 AMD EPYC cores of family 26) the flows' sweep variants trained 10,000 images in
 ~30 s on two threads against ~37 s on one. Two one-thread processes training two variants at once do more.
 So when a lane ends, the build starts `python -m genlab.prefill` for the notebooks of the lanes still running,
-with the same profile and parameters, and hands the threads on only when it has finished. A notebook names
-what may be trained ahead in `PREFILLS`: runs that do not depend on anything the notebook computes first.
+with the same profile and parameters, and hands the threads on only when it has finished; and a lane that
+expects less work than the longest one starts with it, for that lane's first notebook (see `PREFILLS`). A
+notebook names what may be trained ahead: runs that do not depend on anything the notebook computes first.
 `genlab.train.fit` lets one process at a time train a run, so the notebook, on reaching a run being trained
 here, waits for it and loads it, and this side stops where the notebook has got to.
 """
@@ -24,15 +25,24 @@ from typing import Callable
 from genlab.config import Profile, apply_params
 from genlab.errors import GenlabError
 
-# notebook -> "module:function" that takes the notebook's Profile (parameters applied) and trains what it may.
+# notebook -> ("module:function" that takes the notebook's Profile (parameters applied) and trains what it may,
+# whether those runs are spread over the whole notebook). The autoencoders' are: a lane with less to do than
+# another can start by training them from the last back while that lane builds the notebook from the first,
+# and the two meet in the middle. The flows' (the sweep) come at the notebook's end, after ~40 min of training
+# that only its own lane can do: trained ahead at the start, they would all fall to the helping lane.
 PREFILLS = {
-    "flows": "genlab.flow_study:prefill_sweep",
+    "autoencoders": ("genlab.ae_study:prefill", True),
+    "flows": ("genlab.flow_study:prefill_sweep", False),
 }
 
 
 def prefill_function(notebook: str) -> Callable[[Profile], list[str]]:
-    module, name = PREFILLS[notebook].split(":")
+    module, name = PREFILLS[notebook][0].split(":")
     return getattr(importlib.import_module(module), name)
+
+
+def spread_over_notebook(notebook: str) -> bool:
+    return notebook in PREFILLS and PREFILLS[notebook][1]
 
 
 def prefill(notebook: str, profile: str, params: dict) -> list[str]:
