@@ -66,7 +66,10 @@ def test_prefill_trains_the_sweep_from_its_end_and_stops_where_the_notebook_has_
     # With nothing held, it goes back from the end and stops at the first run in the cache.
     monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "third"))
     assert prefill.prefill("flows", "smoke", {}) == [v.key for v in reversed(variants)]
-    assert all(fs.sweep_run("mnist", profile, v).fit.cached for v in variants)   # the notebook loads them all
+    runs = [fs.sweep_run("mnist", profile, v) for v in variants]
+    assert all(r.fit.cached for r in runs)                  # the notebook loads them all
+    # Their test bits/dim are measured once, not also after the epoch on the same images.
+    assert all(r.n_val == 0 and not any(c.startswith("val_") for c in r.fit.history) for r in runs)
     assert prefill.prefill("flows", "smoke", {}) == [variants[-1].key]
     # A notebook with nothing to train ahead, and a sweep turned off.
     assert prefill.prefill("gans", "smoke", {}) == []
