@@ -125,9 +125,11 @@ def test_the_budget_sets_the_prior_per_dataset_and_a_parameter_overrides_it():
         return model_config(SimpleNamespace(name=dataset, shape=(1, 28, 28)), profile.flows).prior_components
 
     cpu = get_profile("cpu")
-    assert (components(cpu, "mnist"), components(cpu, "fashion_mnist")) == (0, 200)
+    assert (components(cpu, "mnist"), components(cpu, "fashion_mnist")) == (200, 200)
     both, _ = apply_params("cpu", "flows", {"prior_components": 8})
     assert (components(both, "mnist"), components(both, "fashion_mnist")) == (8, 8)
+    each, _ = apply_params("cpu", "flows", {"prior_components": (0, 40)})
+    assert (components(each, "mnist"), components(each, "fashion_mnist")) == (0, 40)
     wider, _ = apply_params("cpu", "flows", {"prior_levels": 2})
     fashion = SimpleNamespace(name="fashion_mnist", shape=(1, 28, 28))
     assert model_config(fashion, cpu.flows).prior_levels == 1

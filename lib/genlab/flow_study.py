@@ -325,8 +325,8 @@ SWEEP = [
     SweepVariant("batch512", "batch 512", train=lambda b: {"batch_size": 512}),
     SweepVariant("batch2048", "batch 2048", train=lambda b: {"batch_size": 2048}),
     SweepVariant("half_lr", "lr ÷2", lambda c: {"lr": c.lr / 2}),
-    # The other prior for the last level's latents: N(0, I), or the cpu budget's largest mixture (Fashion-MNIST's).
-    SweepVariant("other_prior", "last level's prior: {prior_components} Gaussian(s)",
+    # The other prior for the last level's latents: N(0, I), or the cpu budget's largest mixture.
+    SweepVariant("other_prior", "last level's prior: {prior_components} Gaussian(s) (0: N(0, I))",
                  lambda c: {"prior_components": 0 if c.prior_components else max(BUDGETS["cpu"].prior_components)}),
     # The dequantisation the budget does not use.
     SweepVariant("other_dequantization", "{dequantization} dequantisation",
