@@ -43,7 +43,7 @@ def test_a_run_held_elsewhere_is_skipped_when_asked_and_waited_for_otherwise():
     holder.join(30)
 
 
-def test_prefill_trains_the_sweep_from_its_end_and_stops_where_the_notebook_has_got_to(monkeypatch, tmp_path):
+def test_prefill_trains_the_sweep_from_its_end_and_stops_where_the_notebook_is_training(monkeypatch, tmp_path):
     variants = [fs.SWEEP[0], fs.SWEEP[3], fs.SWEEP[-1]]
     monkeypatch.setattr(fs, "SWEEP", variants)
     profile, _ = apply_params("smoke", "flows", {})
@@ -63,14 +63,18 @@ def test_prefill_trains_the_sweep_from_its_end_and_stops_where_the_notebook_has_
     assert prefill.prefill("flows", "smoke", {}) == [variants[2].key]
     release.set()
     holder.join(30)
-    # With nothing held, it goes back from the end and stops at the first run in the cache.
+    # With nothing held, it trains every one, from the end.
     monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "third"))
     assert prefill.prefill("flows", "smoke", {}) == [v.key for v in reversed(variants)]
     runs = [fs.sweep_run("mnist", profile, v) for v in variants]
     assert all(r.fit.cached for r in runs)                  # the notebook loads them all
     # Their test bits/dim are measured once, not also after the epoch on the same images.
     assert all(r.n_val == 0 and not any(c.startswith("val_") for c in r.fit.history) for r in runs)
-    assert prefill.prefill("flows", "smoke", {}) == [variants[-1].key]
+    assert prefill.prefill("flows", "smoke", {}) == []            # all of them in the cache: nothing to train
+    # A run already in the cache (the baseline before a budget edit can be a variant after it) is passed over.
+    monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "fourth"))
+    fs.sweep_run("mnist", profile, variants[1])
+    assert prefill.prefill("flows", "smoke", {}) == [variants[2].key, variants[0].key]
     # A notebook with nothing to train ahead, and a sweep turned off.
     assert prefill.prefill("gans", "smoke", {}) == []
     assert prefill.prefill("flows", "smoke", {"run_sweep": False}) == []
@@ -113,4 +117,4 @@ def test_the_autoencoders_prefill_trains_every_model_and_evaluation_the_notebook
     assert sorted(d.name for d in runs.iterdir() if not d.name.startswith("classifier")) == trained
     assert sorted(p.relative_to(runs) for p in runs.rglob("*") if p.is_file() and "eval_" in p.name) == before
     assert all(r.fit.cached for r in [*sweep.runs.values(), *vae.runs.values()]) and beta.rows and fvae.summaries
-    assert prefill.prefill("autoencoders", "smoke", {}) == [done[0]]   # stops at the first one in the cache
+    assert prefill.prefill("autoencoders", "smoke", {}) == []     # every model in the cache: nothing to train

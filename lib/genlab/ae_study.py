@@ -142,10 +142,10 @@ def planned_runs(profile: str | Profile) -> list[tuple[str, dict, list[tuple[str
 
 
 def prefill(profile: str | Profile) -> list[str]:
-    """Train ahead, with their kept evaluations, the notebook's models from the last one back, until one is
-    already cached or another process is training it (genlab.prefill: a build lane with time to spare does
-    this while the lane that builds this notebook goes through it from the start; they meet in the middle).
-    Returns the labels of the models it trained or loaded."""
+    """Train ahead, with their kept evaluations, the notebook's models from the last one back, until another
+    process is training one (genlab.prefill: a build lane with time to spare does this while the lane that
+    builds this notebook goes through it from the start; they meet in the middle). Models already in the cache
+    are passed over. Returns the labels of the models it trained."""
     profile = get_profile(profile)
     done = []
     for ds, kw, evals in reversed(planned_runs(profile)):
@@ -157,9 +157,8 @@ def prefill(profile: str | Profile) -> list[str]:
         data = gdata.load(ds)
         for split, n, k in evals:
             evaluate(run, (data.x_test if split == "test" else data.x_train)[:n], k=k, split=split)
-        done.append(f"{run.label} ({ds})")
-        if run.fit.cached:
-            break
+        if not run.fit.cached:
+            done.append(f"{run.label} ({ds})")
     return done
 
 

@@ -407,10 +407,11 @@ def sweep_run(dataset: str, profile: Profile, v: SweepVariant) -> FlowRun:
 
 
 def prefill_sweep(profile: str | Profile) -> list[str]:
-    """Train the sweep's variants ahead of the notebook, from the last one back, until one is already cached or
-    another process is training it (the notebook goes through them from the first): a build lane that has
-    finished its own notebooks does this for the lane that runs this one, and the notebook then loads them.
-    Returns the keys of the variants it trained or loaded."""
+    """Train the sweep's variants ahead of the notebook, from the last one back, until another process is
+    training one (the notebook goes through them from the first; from there on it has done them): a build lane
+    that has finished its own notebooks does this for the lane that runs this one, and the notebook then loads
+    them. A variant already in the cache is passed over, not a reason to stop: after a budget edit the old
+    baseline can be a variant of the new one. Returns the keys of the variants it trained."""
     profile = get_profile(profile)
     budget = profile.flows
     if not budget.run_sweep:
@@ -422,9 +423,8 @@ def prefill_sweep(profile: str | Profile) -> list[str]:
                 run = sweep_run(budget.datasets[0], profile, v)
         except RunBusy:
             break
-        done.append(v.key)
-        if run.fit.cached:
-            break
+        if not run.fit.cached:
+            done.append(v.key)
     return done
 
 

@@ -46,7 +46,7 @@ def spread_over_notebook(notebook: str) -> bool:
 
 
 def prefill(notebook: str, profile: str, params: dict) -> list[str]:
-    """Train ahead what `notebook` (built with `profile` and `params`) will load; what was trained or loaded."""
+    """Train ahead what `notebook` (built with `profile` and `params`) will load; what was trained."""
     if notebook not in PREFILLS:
         return []
     applied, _ = apply_params(profile, notebook, params)
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     except GenlabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"[genlab] {args.notebook} (ahead): {len(done)} run(s) trained or found in the cache in "
+    print(f"[genlab] {args.notebook} (ahead): {len(done)} run(s) trained in "
           f"{(time.perf_counter() - t0) / 60:.1f} min", file=sys.stderr, flush=True)
     return 0
 
