@@ -1,9 +1,9 @@
 """Training, ahead of a notebook, the cached runs it will load: the work a build lane does once its own
 notebooks are done while another lane still runs.
 
-Handing the finished lane's thread to the lane still running (genlab.lanes) buys little for a small model: in
-the cold build at 8cc0dbf (2 AMD EPYC cores of family 26) the flows' sweep variants trained 10,000 images in
-~30 s on two threads against ~37 s on one. Two one-thread processes training two variants at once do more.
+Handing the finished lane's thread to the lane still running (genlab.lanes) buys little for a small model: on
+2 AMD EPYC cores of family 26 the flows' sweep baseline trained its 10,000 images in 30.5 s on two threads and
+43 s on one (1.4x). Two one-thread processes training two variants at once do more.
 So when a lane ends, the build starts `python -m genlab.prefill` for the notebooks of the lanes still running,
 with the same profile and parameters, and hands the threads on only when it has finished; and a lane that
 expects less work than the longest one starts with it, for that lane's first notebook (see `PREFILLS`). A
