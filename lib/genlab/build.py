@@ -114,8 +114,9 @@ def _thread_factor(measured_threads: int, threads: int) -> float:
 
 # A lane's expected seconds per notebook, set by the build that planned the lanes: by the time a lane
 # starts, the yardsticks are in the cache, so the lane itself could no longer tell a cold build from a warm one.
-BUILT_DIR_ENV = "GENLAB_LANE_BUILT_DIR"
 ESTIMATES_ENV = "GENLAB_LANE_ESTIMATES"
+# A folder where a lane marks each notebook it has finished: the build trains ahead only for those still to come.
+BUILT_DIR_ENV = "GENLAB_LANE_BUILT_DIR"
 
 
 def estimates(reports: Path, profile: str, notebooks: list[str],
@@ -719,9 +720,14 @@ def build_in_lanes(args, jobs: int, out: Path, pdf: bool) -> int:
            ESTIMATES_ENV: json.dumps(expected), lanes_module.THREADS_FILE_ENV: str(threads_file),
            BUILT_DIR_ENV: str(built_dir)}
 
+    params = [x for p in args.param for x in ("-p", p)]
+
     def prefill_command(notebook: str) -> list[str]:
-        return ([sys.executable, "-m", "genlab.prefill", "--profile", args.profile, "--notebook", notebook]
-                + [x for p in args.param for x in ("-p", p)])
+        return [sys.executable, "-m", "genlab.prefill", "--profile", args.profile, "--notebook", notebook] + params
+
+    def say_prefill_stopped(code: int) -> None:
+        print(f"note: training ahead for another lane stopped (exit code {code}); that lane's notebook trains "
+              "what is left itself", file=sys.stderr, flush=True)
 
     # Each lane's commands, one after the other: its builder, after training ahead for another lane at the
     # start when it expects much less work (genlab.prefill).
@@ -729,7 +735,7 @@ def build_in_lanes(args, jobs: int, out: Path, pdf: bool) -> int:
     for lane in lanes:
         cmd = [sys.executable, "-m", "genlab.build", "--profile", args.profile, "--notebooks", *lane,
                "--jobs", "1", "--no-index", "--reports", str(args.reports)]
-        cmd += [x for p in args.param for x in ("-p", p)]
+        cmd += params
         cmd += (["--name", args.name] if args.name else []) + ([] if pdf else ["--no-pdf"])
         commands.append([cmd])
     start = ahead_at_start(lanes, expected)
@@ -749,15 +755,13 @@ def build_in_lanes(args, jobs: int, out: Path, pdf: bool) -> int:
                     continue
                 if commands[i]:       # the lane trained ahead: now its own notebooks
                     if p.returncode != 0:
-                        print(f"note: training ahead for another lane stopped (exit code {p.returncode}); "
-                              "that lane's notebook trains what is left itself", file=sys.stderr, flush=True)
+                        say_prefill_stopped(p.returncode)
                     procs[i] = subprocess.Popen(commands[i].pop(0), env=env)
                 else:
                     codes[i], changed = p.returncode, True
             if helper is not None and helper.poll() is not None:
                 if helper.returncode != 0:
-                    print(f"note: training ahead for another lane stopped (exit code {helper.returncode}); "
-                          "its notebook trains what is left itself", file=sys.stderr, flush=True)
+                    say_prefill_stopped(helper.returncode)
                 helper, changed = None, True
             if changed:
                 built = {f.name for f in built_dir.iterdir()}

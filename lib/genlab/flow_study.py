@@ -126,18 +126,19 @@ def architecture_table(model: RealNVP) -> pd.DataFrame:
         layers = list(level.chain.transforms)
         masks = [("checkerboard" if (l.mask[0, 0] != l.mask[0, 0, 0, 0]).any() else "channel")
                  for l in layers if isinstance(l, AffineCoupling)]
-        out = flow.shapes[i]
         last = i == len(flow.levels) - 1
+        # A level's latents: the half that leaves it, or the last level's whole output; the other half goes on.
+        latent = "×".join(map(str, flow.latent_shapes[i]))
         rows.append({
             "level": i + 1,
             "input": f"{c}×{h}×{h}",
             "couplings": ", ".join(f"{masks.count(m)} {m}" for m in dict.fromkeys(masks)),
             "squeeze": any(isinstance(l, Squeeze) for l in layers),
-            "factored out": "—" if last else f"{out[0] // 2}×{out[1]}×{out[2]}",
-            "passed on": f"{out[0]}×{out[1]}×{out[2]} (final z)" if last else f"{out[0] // 2}×{out[1]}×{out[2]}",
+            "factored out": "—" if last else latent,
+            "passed on": f"{latent} (final z)" if last else latent,
             "parameters": sum(p.numel() for p in level.parameters()),
         })
-        c, h = out[0] // 2, out[1]
+        c, h = flow.latent_shapes[i][:2]
     return pd.DataFrame(rows)
 
 
