@@ -8,6 +8,15 @@ from nbformat.v4 import new_code_cell, new_notebook
 from genlab import GenlabError, build, config
 
 
+MACHINE_SLOWDOWN = build.machine_slowdown      # the real probe, before the fixture replaces it
+
+
+@pytest.fixture(autouse=True)
+def table_speed(monkeypatch):
+    """This CPU builds as fast as the one the cpu table was measured on (the probe's own test is below)."""
+    monkeypatch.setattr(build, "machine_slowdown", lambda: (1.0, build.REFERENCE_CONV_GFLOPS))
+
+
 def tiny_notebook(path, body):
     nb = new_notebook()
     params = new_code_cell('profile = "cpu"')
@@ -185,6 +194,26 @@ def test_estimates_use_the_last_build_unless_the_model_cache_is_empty(tmp_path):
     meta = json.loads((reports / "flows.json").read_text())
     (reports / "flows.json").write_text(json.dumps({**meta, "threads": 1}))
     assert build.estimates(reports, "cpu", ["flows"], threads=2)[0]["flows"] == 120.0 / build.ONE_THREAD_SLOWDOWN
+
+
+def test_the_cold_times_are_scaled_for_a_slower_cpu_and_a_measured_build_is_not(tmp_path, monkeypatch):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    monkeypatch.setattr(build, "machine_slowdown", lambda: (1.8, 400.0))
+    cold, source = build.estimates(reports, "cpu", ["flows"], threads=build.TABLE_THREADS)
+    assert cold["flows"] == pytest.approx(1.8 * 60 * build.ESTIMATE_MIN["cpu"]["flows"])
+    assert "x1.80 for this CPU" in source and "400 GFLOP/s" in source
+    (reports / "flows.json").write_text(json.dumps({"profile": "cpu", "started_at": "2026-11-26T00:00:00+00:00",
+                                                    "wall_time_s": 120.0, "headlines": [], "threads": 2}))
+    from genlab.paths import cache_dir
+    (cache_dir() / "runs" / "realnvp-mnist-0123").mkdir(parents=True)
+    assert build.estimates(reports, "cpu", ["flows"], threads=2) == ({"flows": 120.0}, "the last build here")
+
+
+def test_the_cpu_speed_probe_measures_a_rate_and_never_speeds_the_table_up():
+    slowdown, rate = MACHINE_SLOWDOWN.__wrapped__()      # not the result an earlier test remembered
+    assert rate > 0 and slowdown >= 1.0
+    assert slowdown == pytest.approx(max(1.0, (build.REFERENCE_CONV_GFLOPS / rate) ** build.SPEED_EXPONENT))
 
 
 def test_estimates_take_the_cold_times_once_the_models_code_has_changed(tmp_path):

@@ -24,6 +24,7 @@ import argparse
 import ast
 import contextlib
 import errno
+import functools
 import html
 import json
 import os
@@ -74,7 +75,48 @@ ESTIMATE_MIN = {"smoke": {"flows": 0.4, "autoencoders": 0.4, "gans": 0.5},
 # real epochs scale better with threads than the bench's 8 steps.) Two one-thread processes side by side
 # each keep their one-thread speed, so two lanes still train about 2 / 1.6 = 1.25x the images per second.
 ONE_THREAD_SLOWDOWN = 1.6
+CPU_TABLES = ("smoke", "cpu")    # the rows of ESTIMATE_MIN measured on a CPU
 TABLE_THREADS = 1   # ESTIMATE_MIN's cpu and smoke rows were measured with this many threads
+
+
+# The cpu table's machine ran a 64-channel 3x3 convolution at this many GFLOP/s on two threads in bf16 (`make
+# bench`, CPU family 26). Elsewhere the table is scaled by (that rate / this CPU's) ** SPEED_EXPONENT: the build is
+# not all convolutions, so its time grows more slowly than the conv rate falls. Measured: an older AMD EPYC at 445
+# GFLOP/s took ~1.5x as long (101 min cold with earlier budgets), one of CPU family 25 at 464 took FIXME.
+REFERENCE_CONV_GFLOPS = 1060.0
+SPEED_EXPONENT = 0.5
+
+
+@functools.lru_cache(maxsize=None)
+def machine_slowdown() -> tuple[float, float]:
+    """(how many times longer than the cpu table this CPU is expected to build, its conv rate in GFLOP/s): a
+    quarter-second probe of the 3x3 convolution `make bench` times, on two threads (the lanes' two cores), in the
+    precision training will use here."""
+    import torch
+
+    from genlab.precision import DTYPES, resolve
+
+    dtype = DTYPES[resolve("auto", "cpu")]
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    try:
+        x = torch.randn(64, 64, 28, 28, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        w = torch.randn(64, 64, 3, 3, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        best = float("inf")
+        for _ in range(12):      # the best of a few: another process may take the cores for a moment
+            t0 = time.perf_counter()
+            torch.nn.functional.conv2d(x, w, padding=1)
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(before)
+    rate = 2 * 64 * 64 * 9 * 28 * 28 * 64 / best / 1e9
+    return max(1.0, (REFERENCE_CONV_GFLOPS / rate) ** SPEED_EXPONENT), rate
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def default_jobs() -> int:
@@ -135,6 +177,7 @@ def estimates(reports: Path, profile: str, notebooks: list[str],
     threads = threads or os.cpu_count() or 1
     cold = not any((cache_dir() / "runs").glob("*"))
     out, measured, changed = {}, 0, []
+    slowdown = None      # probed only when the table is used
     for name in notebooks:
         meta, _ = _read_meta(reports / f"{name}.json") if (reports / f"{name}.json").exists() else (None, None)
         # A build from before the models' code changed (a warm one took a minute; now everything retrains).
@@ -146,9 +189,15 @@ def estimates(reports: Path, profile: str, notebooks: list[str],
             out[name] = float(meta["wall_time_s"]) * _thread_factor(int(meta.get("threads", threads)), threads)
             measured += 1
         else:
-            out[name] = 60.0 * ESTIMATE_MIN.get(profile, {}).get(name, 10) * _thread_factor(TABLE_THREADS, threads)
+            if slowdown is None:
+                slowdown = machine_slowdown() if profile in CPU_TABLES and not _cuda() else (1.0, None)
+            out[name] = (60.0 * ESTIMATE_MIN.get(profile, {}).get(name, 10) * _thread_factor(TABLE_THREADS, threads)
+                         * slowdown[0])
     source = ("the last build here" if measured == len(notebooks) else
               "the profile's measured cold times" if not measured else "the last build and the profile's table")
+    if slowdown and slowdown[0] > 1.0:
+        source += (f", x{slowdown[0]:.2f} for this CPU (3x3 convolutions at {slowdown[1]:.0f} GFLOP/s against "
+                   f"{REFERENCE_CONV_GFLOPS:.0f} where the table was measured)")
     if changed:
         source += f"; the code of the {', '.join(changed)} models changed since the last build"
     return out, source
