@@ -15,7 +15,7 @@ ARGS    ?=
 help: ## list the targets
 	@echo "genlab - make TARGET [PROFILE=smoke|cpu|gpu]"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 14
-	@echo "  profiles: smoke (seconds, tests/CI), cpu (default, ~59-64 min cold on 2 AMD EPYC cores of CPU family 26, installs included, ~1.5x on older ones; warm: ~1.2 min, nothing retrains), gpu (full quality)"
+	@echo "  profiles: smoke (seconds, tests/CI), cpu (default, ~59-64 min cold on 2 AMD EPYC cores of CPU family 26, installs included, ~1.6x (~100 min) on CPU family 25; warm: ~1.2 min, nothing retrains), gpu (full quality)"
 	@echo "  extra builder options: make report ARGS='--notebooks flows --no-pdf -p name=value'"
 
 $(STAMP): requirements.txt pyproject.toml

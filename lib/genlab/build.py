@@ -58,8 +58,8 @@ TITLES = {"flows": "Normalizing flows (RealNVP)",
 # classifiers that train before the lanes (MNIST, Fashion-MNIST: 1.6 min on two threads), with the one that trains
 # in its lane (CIFAR-10's, ~6 min of the GANs notebook; see `shared_datasets`). The autoencoders took 11.1 min at
 # 9835e40, their last 3 on two threads handed on when the GANs lane ended (genlab.lanes): ~12 at one thread's
-# speed; 13.2 on one thread, first in its lane, at bdce325. An older EPYC family took ~1.5x as
-# long (101 min cold in all, with earlier budgets).
+# speed; 13.2 on one thread, first in its lane, at bdce325. Slower CPUs take longer by a factor the build probes
+# (`machine_slowdown`): CPU family 25 took 1.61x (flows 83.8, GANs 83.7, the autoencoders 10.4 + 10.0 in two lanes).
 # gpu: one H200 (2026-11-27, at 80e992e), the three notebooks side by side on it: flows 10.4 (7.9 alone, earlier),
 # autoencoders 3.7. The GANs, with their steps as CUDA graphs (one H200, 2026-11-28): 2.3 min for the MNIST and
 # Fashion-MNIST parts, measured, and ~7.5 with CIFAR-10's classifier and ProGAN, estimated (see genlab.gan_budget);
@@ -82,9 +82,10 @@ TABLE_THREADS = 1   # ESTIMATE_MIN's cpu and smoke rows were measured with this 
 # The cpu table's machine ran a 64-channel 3x3 convolution at this many GFLOP/s on two threads in bf16 (`make
 # bench`, CPU family 26). Elsewhere the table is scaled by (that rate / this CPU's) ** SPEED_EXPONENT: the build is
 # not all convolutions, so its time grows more slowly than the conv rate falls. Measured: an older AMD EPYC at 445
-# GFLOP/s took ~1.5x as long (101 min cold with earlier budgets), one of CPU family 25 at 464 took FIXME.
+# GFLOP/s took ~1.65x as long (101 min cold with earlier budgets, against ~61), and one of CPU family 25 (model 17)
+# at 464 took 1.61x (97.0 min without installs at b88984d, 2026-12-06, against 60.4 at cad7186): both fit 0.58.
 REFERENCE_CONV_GFLOPS = 1060.0
-SPEED_EXPONENT = 0.5
+SPEED_EXPONENT = 0.58
 
 
 @functools.lru_cache(maxsize=None)
