@@ -138,6 +138,14 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
+def conv3x3_case(dtype: torch.dtype, device="cpu"):
+    """(a call of a 64-channel 3x3 convolution on a batch of 64 28x28 maps, channels_last, its FLOPs): the
+    convolution whose rate `make bench` reports and `genlab.build.machine_slowdown` probes."""
+    x = torch.randn(64, 64, 28, 28, dtype=dtype, device=device).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(64, 64, 3, 3, dtype=dtype, device=device).contiguous(memory_format=torch.channels_last)
+    return (lambda: torch.nn.functional.conv2d(x, w, padding=1)), 2 * 64 * 64 * 9 * 28 * 28 * 64
+
+
 def op_rates(repeats: int = 10, device="cpu") -> dict[str, float]:
     """GFLOP/s of a square matmul (2048², 8192² on a GPU) and of a 64-channel 3x3 convolution
     (batch 64, 28x28), fp32 and bf16."""
@@ -156,10 +164,7 @@ def op_rates(repeats: int = 10, device="cpu") -> dict[str, float]:
     for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
         a, b = (torch.randn(n, n, dtype=dtype, device=device) for _ in range(2))
         out[f"matmul {name}"] = rate(lambda: a @ b, 2 * n ** 3)
-        x = torch.randn(64, 64, 28, 28, dtype=dtype, device=device).contiguous(memory_format=torch.channels_last)
-        w = torch.randn(64, 64, 3, 3, dtype=dtype, device=device).contiguous(memory_format=torch.channels_last)
-        out[f"conv3x3 {name}"] = rate(lambda: torch.nn.functional.conv2d(x, w, padding=1),
-                                      2 * 64 * 64 * 9 * 28 * 28 * 64)
+        out[f"conv3x3 {name}"] = rate(*conv3x3_case(dtype, device))
     return out
 
 

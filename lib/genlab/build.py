@@ -95,22 +95,21 @@ def machine_slowdown() -> tuple[float, float]:
     precision training will use here."""
     import torch
 
+    from genlab.bench import conv3x3_case
     from genlab.precision import DTYPES, resolve
 
-    dtype = DTYPES[resolve("auto", "cpu")]
+    conv, flops = conv3x3_case(DTYPES[resolve("auto", "cpu")])
     before = torch.get_num_threads()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     try:
-        x = torch.randn(64, 64, 28, 28, dtype=dtype).contiguous(memory_format=torch.channels_last)
-        w = torch.randn(64, 64, 3, 3, dtype=dtype).contiguous(memory_format=torch.channels_last)
         best = float("inf")
         for _ in range(12):      # the best of a few: another process may take the cores for a moment
             t0 = time.perf_counter()
-            torch.nn.functional.conv2d(x, w, padding=1)
+            conv()
             best = min(best, time.perf_counter() - t0)
     finally:
         torch.set_num_threads(before)
-    rate = 2 * 64 * 64 * 9 * 28 * 28 * 64 / best / 1e9
+    rate = flops / best / 1e9
     return max(1.0, (REFERENCE_CONV_GFLOPS / rate) ** SPEED_EXPONENT), rate
 
 
