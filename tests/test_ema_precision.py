@@ -95,3 +95,26 @@ def test_ieee_fp32_convolutions_hold_inside_the_block_and_put_the_flag_back():
             assert conv.fp32_precision == "ieee"
             raise RuntimeError("inside")
     assert conv.fp32_precision == before
+
+
+def test_bf16_probe_times_both_precisions_in_turns_and_is_remembered(monkeypatch):
+    from genlab import precision
+
+    order = []
+    real_autocast = torch.autocast
+
+    def recording_autocast(device_type, dtype=None, enabled=True):
+        order.append("bf16" if enabled else "fp32")
+        return real_autocast(device_type, dtype=dtype, enabled=enabled)
+
+    monkeypatch.setattr(precision.torch, "autocast", recording_autocast)
+    fp32, bf16 = precision._probe_steps(repeats=3)
+    assert fp32 > 0 and bf16 > 0
+    # Alternating, so that a load that starts part-way through slows both alike (not first all float32, then bf16).
+    assert order == ["fp32", "bf16"] * 4
+    monkeypatch.setattr(precision, "_probe_steps", lambda: (3.0, 1.5))
+    precision.cpu_bf16_speedup.cache_clear()
+    assert precision.cpu_bf16_speedup() == 2.0
+    monkeypatch.setattr(precision, "_probe_steps", lambda: (1.0, 1.0))
+    precision.cpu_bf16_speedup.cache_clear()
+    assert precision.cpu_bf16_speedup() == 2.0                    # read back from the cache, not probed again

@@ -28,6 +28,32 @@ def test_fit_trains_and_keeps_per_epoch_history():
     assert not result.cached and (result.run_dir / "checkpoint.pt").exists()
 
 
+class SpikyToy(Toy):
+    """Reports a training metric that spikes at the run's first step, as a flow's bits/dim can."""
+
+    def train_step(self, batch, optimizers):
+        out = super().train_step(batch, optimizers)
+        self.calls = getattr(self, "calls", 0) + 1
+        return {**out, "bits": torch.tensor(1000.0 if self.calls == 1 else 2.0)}
+
+
+def test_log_line_shows_a_training_metric_over_the_epochs_second_half(tmp_path, monkeypatch):
+    import json
+
+    from genlab.train import fit
+    from toy import toy_data
+
+    log = tmp_path / "progress.jsonl"
+    monkeypatch.setenv("GENLAB_PROGRESS_LOG", str(log))
+    cfg = ToyConfig()
+    result = fit("spiky", lambda: SpikyToy(cfg), cfg, toy_data(), epochs=1, batch_size=32, data_id="toy",
+                 device="cpu")
+    # The history keeps the epoch's mean, spike included (8 steps); the log line the second half's.
+    assert result.history["train_bits"].iloc[0] == (1000 + 7 * 2) / 8
+    (event,) = [json.loads(line) for line in log.read_text().splitlines()]
+    assert event["metric"] == "train_bits (epoch's second half)" and event["value"] == 2.0
+
+
 def test_same_configuration_is_loaded_from_the_cache_not_retrained():
     first = run()
     Toy.steps_taken = 0

@@ -144,8 +144,7 @@ def architecture_table(model: RealNVP) -> pd.DataFrame:
 
 def finest_level_latents(model: RealNVP) -> int:
     """How many latents the first level factors out: those of the finest detail (they lead the flat z)."""
-    c, h, w = model.flow.transforms[-1].shapes[0]
-    return (c if len(model.flow.transforms[-1].shapes) == 1 else c // 2) * h * w
+    return model.flow.transforms[-1].latent_dims[0]
 
 
 def temperature_of_latents(model: RealNVP, t: float, t_fine: float | None = None) -> float | torch.Tensor:

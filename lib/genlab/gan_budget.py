@@ -164,6 +164,7 @@ class GANBudget:
     # 163.9 and the optimiser's own 181.5: the average pays.
     progan_ema: float = knob(0.99, min=0)
     progan_epochs_per_stage: int = 4          # history points per stage (the loop's "epochs")
+    progan_noise: bool = False                # StyleGAN's noise inputs in G's blocks (progan.NoiseInjection)
 
     def __post_init__(self):
         if len(self.progan_betas) != 2 or not all(0 <= b < 1 for b in self.progan_betas):
