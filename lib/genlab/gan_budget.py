@@ -153,6 +153,13 @@ class GANBudget:
     # Both end within two seeds of the default (164, 196) at 32 px. Nor R1 (Mescheder et al. 2018; gamma/2 times D's
     # squared input gradient at real images, in D's loss, every step, in float32): gamma 0.1 485, 378, 298, 181;
     # gamma 1 481, 371, 313, 178; each run 19.5-19.9 min against 11.7 (the double backward through D).
+    # Nor StyleGAN's noise inputs (Karras et al. 2019: after every conv of G's blocks, one N(0, 1) map per image
+    # scaled by a learned per-channel weight from 0; cheap 32-px texture, where the rings supply it now). Measured
+    # 2026-12-06 on AMD EPYC family 25, one thread each, all four runs in float32 with a float32-trained CIFAR-10
+    # classifier (FID by stage; coverage at 32 px):
+    #   default        seed 0   471, 380, 302, 170 (60.5x, 1.0)   seed 1   472, 379, 289, 176 (62.6x, 1.0)
+    #   noise inputs   seed 0   472, 378, 295, 218 (77.5x, 0.9)   seed 1   470, 381, 278, 220 (78.2x, 0.8)
+    # 25 % worse at 32 px with both seeds (18.5 min for the last stage, as the default's 18.3).
     progan_steps: tuple[int, ...] = (500, 800, 2000, 1800)
     progan_batch: int = 64
     # Decay of the EMA of ProGAN's weights, which its samples come from. The loop's warm-up (decay min(d, t/(t+10))
@@ -164,7 +171,6 @@ class GANBudget:
     # 163.9 and the optimiser's own 181.5: the average pays.
     progan_ema: float = knob(0.99, min=0)
     progan_epochs_per_stage: int = 4          # history points per stage (the loop's "epochs")
-    progan_noise: bool = False                # StyleGAN's noise inputs in G's blocks (progan.NoiseInjection)
 
     def __post_init__(self):
         if len(self.progan_betas) != 2 or not all(0 <= b < 1 for b in self.progan_betas):

@@ -589,7 +589,7 @@ def progan_config(profile: Profile) -> ProGANConfig:
     b = profile.gans
     gan = ConvGANConfig(image_shape=(3, 32, 32), classes=b.self_conditioning, lr_g=b.progan_lr, lr_d=b.progan_lr,
                         mode_seeking=b.mode_seeking, ema=b.progan_ema, betas=tuple(b.progan_betas))
-    return ProGANConfig(gan=gan, channels=b.progan_channels, noise_inputs=b.progan_noise)
+    return ProGANConfig(gan=gan, channels=b.progan_channels)
 
 
 def progan_monitor(ys: Yardstick, n: int, seed: int) -> tuple[Callable, str]:

@@ -28,29 +28,10 @@ class ProGANConfig:
     gan: ConvGANConfig = field(default_factory=lambda: ConvGANConfig(image_shape=(3, 32, 32)))
     channels: int = 64               # c: blocks have 2c, 2c, c, c/2 channels at 4, 8, 16, 32 pixels
     resolutions: tuple[int, ...] = (4, 8, 16, 32)
-    noise_inputs: bool = False       # StyleGAN's per-pixel noise after every conv of G's blocks (NoiseInjection)
 
     def width(self, stage: int) -> int:
         c = self.channels
         return (2 * c, 2 * c, c, max(1, c // 2))[stage]
-
-
-class NoiseInjection(nn.Module):
-    """StyleGAN's noise input (Karras et al. 2019): one N(0, 1) map per image, scaled per channel by a learned
-    weight that starts at 0, added to a conv's output. Fine stochastic detail (texture) that G need not compute
-    from z. It draws from torch's global generator: `ProGAN.sample` seeds it from the generator it is given."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.scale = nn.Parameter(torch.zeros(channels))
-
-    def forward(self, x):
-        noise = torch.randn(len(x), 1, *x.shape[2:], device=x.device, dtype=x.dtype)
-        return x + self.scale.view(1, -1, 1, 1).to(x.dtype) * noise
-
-
-def _maybe_noise(cfg: "ProGANConfig", channels: int) -> list[nn.Module]:
-    return [NoiseInjection(channels)] if cfg.noise_inputs else []
 
 
 class GrowingGenerator(nn.Module):
@@ -72,9 +53,8 @@ class GrowingGenerator(nn.Module):
         # against 10.2 on one (about 1.1x the time) - more than doubling the 32-px steps bought before.
         self.blocks = nn.ModuleList([
             nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cfg.width(i - 1), cfg.width(i), 3, 1, 1),
-                          *_maybe_noise(cfg, cfg.width(i)), nn.BatchNorm2d(cfg.width(i)), nn.ReLU(),
-                          nn.Conv2d(cfg.width(i), cfg.width(i), 3, 1, 1), *_maybe_noise(cfg, cfg.width(i)),
-                          nn.BatchNorm2d(cfg.width(i)), nn.ReLU())
+                          nn.BatchNorm2d(cfg.width(i)), nn.ReLU(),
+                          nn.Conv2d(cfg.width(i), cfg.width(i), 3, 1, 1), nn.BatchNorm2d(cfg.width(i)), nn.ReLU())
             for i in range(1, len(cfg.resolutions))])
         self.to_rgb = nn.ModuleList([nn.Conv2d(cfg.width(i), g.image_shape[0], 1) for i in range(len(cfg.resolutions))])
 
@@ -220,15 +200,7 @@ class ProGAN(ConvGAN):
     def sample(self, n, generator=None, labels=None, size: int | None = None):
         """n uint8 images on the CPU at the current stage, upsampled (nearest) to `size` if given."""
         self._set_alpha()
-        if self.base.noise_inputs:
-            # The noise inputs draw from the global generator: seed it from `generator`, so that a seeded
-            # sample is the same sample every time, and leave the global state as it was.
-            seed = int(torch.randint(2 ** 62, (), generator=generator))
-            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-                torch.manual_seed(seed)
-                x = super().sample(n, generator=generator, labels=labels)
-        else:
-            x = super().sample(n, generator=generator, labels=labels)
+        x = super().sample(n, generator=generator, labels=labels)
         if size and size != x.shape[-1]:
             x = F.interpolate(x, size=size, mode="nearest")
         return x
