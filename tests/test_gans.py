@@ -274,3 +274,17 @@ def test_gpu_profile_trains_every_gan_at_least_the_cpu_profiles_optimiser_steps(
         assert steps(gpu, gpu.conv_epochs_for(dataset)) >= steps(cpu, cpu.conv_epochs_for(dataset)), dataset
     assert all(g >= c for g, c in zip(gpu.progan_steps, cpu.progan_steps, strict=True))
     assert gpu.progan_batch >= cpu.progan_batch
+
+
+def test_a_cgan_that_collapsed_within_its_classes_is_not_headlined_as_an_accuracy():
+    from genlab.gan_study import CGANSummary, Spread, cgan_headline
+
+    def summary(diversity):
+        return CGANSummary("mnist", "MNIST", "cGAN", 2, 0.0, Spread(1.0, 0.0), Spread(200.0, 5.0),
+                           Spread(diversity, 0.1), real_diversity=16.5)
+
+    collapsed, working = summary(2.1), summary(15.3)
+    assert collapsed.collapsed and not working.collapsed
+    assert cgan_headline(working) == "cGAN conditional accuracy (mean of 2 seeds)"
+    # What picks "the best cGAN's accuracy" from the headlines looks for "accuracy" in their names.
+    assert "accuracy" not in cgan_headline(collapsed) and "collapsed" in cgan_headline(collapsed)
