@@ -77,3 +77,20 @@ def test_families_that_train_through_a_cuda_graph_are_also_timed_graphed(monkeyp
     bench._print_rows([gan, classifier], compiled=False, auto_precision="bf16", graphs=True)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].count("x)") == 4 and lines[1].count("x)") == 3 and " - " in lines[1]
+
+
+def test_bench_says_when_the_families_contradict_the_remembered_bf16_probe(monkeypatch):
+    from genlab import bench, precision
+
+    def row(fp32, bf16):
+        return {"family": "f", "uses channels_last": True, ("fp32", True): fp32, ("bf16", True): bf16,
+                ("fp32", False): fp32, ("bf16", False): bf16}
+
+    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda: 1.147)
+    faster = [row(100, 160), row(100, 150), row(100, 105)]
+    note = bench.probe_disagreement(faster, "fp32")
+    assert "2 of 3 families" in note and "1.15" in note and str(precision.probe_path()) in note
+    assert bench.probe_disagreement(faster, "bf16") is None                 # they agree
+    slower = [row(100, 90), row(100, 110)]
+    assert bench.probe_disagreement(slower, "fp32") is None
+    assert "delete" in bench.probe_disagreement(slower, "bf16")

@@ -27,7 +27,7 @@ import time
 
 import torch
 
-from genlab import cuda_graphs
+from genlab import cuda_graphs, precision
 from genlab import data as gdata
 from genlab.classifier import Classifier, _budget_config
 from genlab.config import get_profile
@@ -295,6 +295,24 @@ def family_bench(compile: bool = False, profile: str = "cpu", device="cpu", batc
     return rows
 
 
+def probe_disagreement(rows: list[dict], auto_precision: str) -> str | None:
+    """A line for when the families just timed contradict what 'auto' resolved to on this CPU: the bf16 probe's
+    answer is remembered per CPU model, so one taken while another process loaded the cores stays wrong (seen:
+    1.15x on a CPU whose families run 1.4-1.8x faster in bf16, so every model trained in float32)."""
+    faster = [r for r in rows if r[("bf16", r["uses channels_last"])] / r[("fp32", r["uses channels_last"])]
+              >= precision.MIN_SPEEDUP]
+    path = precision.probe_path()
+    if auto_precision == "fp32" and len(faster) > len(rows) / 2:
+        return (f"  note: bf16 ran >= {precision.MIN_SPEEDUP}x float32 for {len(faster)} of {len(rows)} families, yet "
+                f"'auto' is fp32 by the remembered probe ({precision.cpu_bf16_speedup():.2f}x). A probe taken while "
+                f"something else ran answers low: delete {path} to probe again (every model then trains in bf16, "
+                f"a new cache entry).")
+    if auto_precision == "bf16" and not faster and rows:
+        return (f"  note: bf16 ran slower than {precision.MIN_SPEEDUP}x float32 for every family, yet 'auto' is bf16 "
+                f"by the remembered probe ({precision.cpu_bf16_speedup():.2f}x): delete {path} to probe again.")
+    return None
+
+
 def _print_rows(rows: list[dict], compiled: bool, auto_precision: str, graphs: bool = False) -> None:
     for r in rows:
         base = r[("fp32", False)]
@@ -361,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
                 if args.batch_scale > 1:
                     rows += family_bench(args.compile, args.profile, args.device, args.batch_scale)
                 _print_rows(rows, args.compile, resolve_precision("auto", args.device), graphs=args.device == "cuda")
+                if args.device == "cpu" and (note := probe_disagreement(rows, resolve_precision("auto", "cpu"))):
+                    print(note)
             torch.set_num_threads(all_threads)
         if args.only in (None, "data"):
             print("\n[data pipeline] one epoch of the MNIST classifier (cpu profile), batch 128")

@@ -19,6 +19,7 @@ import functools
 import json
 import platform
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -70,6 +71,11 @@ def _probe_steps(repeats: int = 6) -> tuple[float, float]:
     return best[False], best[True]
 
 
+def probe_path() -> Path:
+    """Where the probe's answers are remembered (per CPU model and torch version)."""
+    return cache_dir() / "precision-probe.json"
+
+
 @functools.lru_cache(maxsize=None)
 def cpu_bf16_speedup() -> float:
     """float32 time / bf16 time of the probe step on this CPU (remembered in the cache). Probed once
@@ -77,7 +83,7 @@ def cpu_bf16_speedup() -> float:
     as the builder did, or a noisy probe would change the precision - and so the cache key - of
     models the builder has already trained."""
     key = f"{cpu_model()} | torch {torch.__version__}"
-    path = cache_dir() / "precision-probe.json"
+    path = probe_path()
     try:
         known = json.loads(path.read_text())
     except (OSError, ValueError):
