@@ -532,7 +532,7 @@ def cgan_headline(s: CGANSummary) -> str:
     collapsed within its classes scores high with a handful of images per class: its name says so and does not
     call it an accuracy, so that "the best cGAN's accuracy" is that of one that works."""
     what = "share of samples in the asked class, collapsed within each class" if s.collapsed else "conditional accuracy"
-    return f"{s.variant} {what} (mean of {s.seeds} seeds)"
+    return f"{s.variant} {what} (mean of {s.seeds} seed{'s' if s.seeds != 1 else ''})"
 
 
 def show_cgan(report, results: CGANResults) -> None:
