@@ -1,10 +1,12 @@
 import copy
 import math
 
+import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from genlab.errors import GenlabError
 from genlab.gans import ConvGAN, ConvGANConfig, GANConfig, VanillaGAN, feature_matching_loss, mode_seeking_ratio, to_uint8
 from genlab.progan import ProGAN, ProGANConfig, ProGANStage
 
@@ -288,3 +290,19 @@ def test_a_cgan_that_collapsed_within_its_classes_is_not_headlined_as_an_accurac
     assert cgan_headline(working) == "cGAN conditional accuracy (mean of 2 seeds)"
     # What picks "the best cGAN's accuracy" from the headlines looks for "accuracy" in their names.
     assert "accuracy" not in cgan_headline(collapsed) and "collapsed" in cgan_headline(collapsed)
+
+
+def test_cgan_mode_seeking_weight_is_one_value_or_one_per_dataset():
+    from genlab.config import apply_params
+    from genlab.gan_study import cgan_weights_text
+
+    profile, _ = apply_params("cpu", "gans", {})
+    b = profile.gans
+    assert (b.cgan_mode_seeking_for("mnist"), b.cgan_mode_seeking_for("fashion_mnist")) == (0.3, 0.15)
+    # The run that shows why: each dataset against the other's weight.
+    assert (b.cgan_mode_seeking_compared_for("mnist"), b.cgan_mode_seeking_compared_for("fashion_mnist")) == (0.15, 0.3)
+    assert cgan_weights_text(b) == "0.3 (MNIST), 0.15 (Fashion-MNIST)"
+    one, _ = apply_params("cpu", "gans", {"cgan_mode_seeking": "0.2"})
+    assert one.gans.cgan_mode_seeking_for("fashion_mnist") == 0.2 and cgan_weights_text(one.gans) == "0.2"
+    with pytest.raises(GenlabError, match="cgan_mode_seeking"):
+        apply_params("cpu", "gans", {"cgan_mode_seeking": "0.1,0.2,0.3"})

@@ -58,7 +58,7 @@ def test_cgan_comparison_weighs_changes_against_the_seed_spread_and_flags_collap
     assert "Adding mode seeking: conditional accuracy 90.0% ± 1.0% → 95.0% ± 1.0% (up beyond the seed spread)" in text
     assert "Adding feature matching to that: conditional accuracy 95.0% ± 1.0% → 95.5% ± 1.0% (within the seed spread)" in text
     assert "**collapses within each class**" in text and "16%" in text   # 2.5 against 16
-    assert "0.3 (the unconditional GAN's; one seed) against the cGANs' 0.15" in text
+    assert "The mode-seeking weight: 0.3 (one seed) against this dataset's 0.15" in text
     healthy = gs.cgan_comparison([summary("plain", 0.9, 10.0), summary("ms", 0.9, 15.0), summary("fm", 0.9, 15.0),
                                   summary("other", 0.9, 15.0)])
     assert "keeps a diversity within a factor of three" in healthy

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genlab.knobs import DATASETS_28, dataset_name, knob
+from genlab.knobs import DATASETS_28, dataset_name, for_dataset, knob
 
 
 @dataclass(frozen=True)
@@ -55,15 +55,10 @@ class FlowBudget:
     run_sweep: bool = True         # the hyperparameter sweep on the first dataset
 
     def epochs_for(self, dataset: str) -> int:
-        return _for_dataset(self.epochs, dataset)
+        return for_dataset(self.epochs, dataset)
 
     def prior_components_for(self, dataset: str) -> int:
-        return _for_dataset(self.prior_components, dataset)
-
-
-def _for_dataset(values: tuple, dataset: str):
-    """A per-dataset knob's value for `dataset`: its one value, or the one at the dataset's place in DATASETS_28."""
-    return values[0] if len(values) == 1 else values[DATASETS_28.index(dataset)]
+        return for_dataset(self.prior_components, dataset)
 
 
 BUDGETS = {

@@ -213,7 +213,7 @@ def train_conv(dataset: str, profile: str | Profile, *, classes: int = 0, seed: 
         labels = clusters(ds.name, n, k)
         labels_id = clusters_id(k)
         prior = cluster_prior(labels, k)
-    mode_seeking = b.cgan_mode_seeking if classes else b.mode_seeking
+    mode_seeking = b.cgan_mode_seeking_for(ds.name) if classes else b.mode_seeking
     cfg = ConvGANConfig(image_shape=tuple(ds.shape), classes=classes or k, width=b.conv_width,
                         **{"lr_g": b.conv_lr_g, "lr_d": b.conv_lr_d, "mode_seeking": mode_seeking, **changes})
     result = experiment.train_on("cgan" if classes else "convgan", lambda: ConvGAN(cfg), cfg, ds, profile,
@@ -391,9 +391,9 @@ CGAN_VARIANTS = [
     ("cGAN", "cgan", {"mode_seeking": 0.0}, 1),
     ("cGAN + mode seeking", "cgan_ms", {}, None),
     ("cGAN + mode seeking + feature matching", "cgan_ms_fm", {"feature_matching": FM_WEIGHT}, None),
-    # Why the cGANs' own mode-seeking weight: the unconditional GAN's weight, one seed.
-    ("cGAN + mode seeking at the unconditional GAN weight", "cgan_ms_uncond_weight",
-     lambda b: {"mode_seeking": b.mode_seeking}, 1),
+    # Why this dataset's mode-seeking weight: the weight it is compared with (the other dataset's), one seed.
+    ("cGAN + mode seeking at the compared weight", "cgan_ms_compared_weight",
+     lambda b, ds: {"mode_seeking": b.cgan_mode_seeking_compared_for(ds)}, 1),
 ]
 
 
@@ -488,7 +488,7 @@ def cgan_experiment(profile: str | Profile, datasets) -> CGANResults:
         n = b.samples
         real_div = intra_class_diversity(ys, ds.x_test[:n], ds.y_test[:n])
         for label, short, changes, max_seeds in CGAN_VARIANTS:
-            changes = changes(b) if callable(changes) else changes
+            changes = changes(b, ds_name) if callable(changes) else changes
             for seed in range(profile.seed, profile.seed + min(b.cgan_seeds, max_seeds or b.cgan_seeds)):
                 cfg, result = train_conv(ds_name, profile, classes=len(ds.classes), seed=seed,
                                          images=b.cgan_subset, **changes)
@@ -535,6 +535,14 @@ def cgan_headline(s: CGANSummary) -> str:
     return f"{s.variant} {what} (mean of {s.seeds} seed{'s' if s.seeds != 1 else ''})"
 
 
+def cgan_weights_text(b, summary: list[CGANSummary] | None = None) -> str:
+    """The cGANs' mode-seeking weight: one number, or one per dataset ("0.3 (MNIST), 0.15 (Fashion-MNIST)")."""
+    if len(set(b.cgan_mode_seeking)) == 1:
+        return f"{b.cgan_mode_seeking[0]:g}"
+    datasets = dict.fromkeys(s.dataset for s in summary) if summary else b.datasets
+    return ", ".join(f"{b.cgan_mode_seeking_for(ds):g} ({gdata.SPECS[ds].title})" for ds in datasets)
+
+
 def show_cgan(report, results: CGANResults) -> None:
     b = report.profile.gans
     for g in results.grids:
@@ -550,8 +558,8 @@ def show_cgan(report, results: CGANResults) -> None:
         report.headline(cgan_headline(s), s.accuracy.mean, "fraction", s.dataset)
     report.say(f"{b.samples} samples per run, labels cycling through the classes; the real diversity is that of "
                f"{b.samples} test images. Each model trains {b.cgan_epochs} epoch(s) of {results.images} images with "
-               f"{b.cgan_seeds} seed(s) (the plain cGAN and the run at the unconditional weight: one); mode-seeking "
-               f"weight {b.cgan_mode_seeking:g}, feature-matching weight {FM_WEIGHT:g}:")
+               f"{b.cgan_seeds} seed(s) (the plain cGAN and the run at the compared weight: one); mode-seeking "
+               f"weight {cgan_weights_text(b, summary)}, feature-matching weight {FM_WEIGHT:g}:")
     report.table(cgan_table(results.runs))
     report.say("Mean and spread (half the range) over the seeds:")
     report.table(cgan_summary_table(summary))
@@ -582,8 +590,8 @@ def cgan_comparison(variants: list[CGANSummary]) -> str:
         f"**collapses within each class**: its samples of a class are {plain.diversity.mean / plain.real_diversity:.0%} "
         "as diverse as real ones, which a high accuracy hides." if plain.collapsed else
         "keeps a diversity within a factor of three of the real data's."))
-    text.append(f"The mode-seeking weight, {ms_other.mode_seeking:g} (the unconditional GAN's; one seed) against "
-                f"the cGANs' {ms.mode_seeking:g}: {_changes(ms_other, ms)}.")
+    text.append(f"The mode-seeking weight: {ms_other.mode_seeking:g} (one seed) against this dataset's "
+                f"{ms.mode_seeking:g}: {_changes(ms_other, ms)}.")
     return " ".join(text)
 
 
@@ -839,7 +847,7 @@ def hyperparameter_table(profile: str | Profile) -> pd.DataFrame:
          "optimiser": f"Adam lr {cv.lr_g:g}/{cv.lr_d:g} (G/D), β {cv.betas}", "batch": b.batch_size},
         {"model": "cGAN (+ MS, + FM)", "architecture": "the conv GAN; G gets a label embedding beside z, "
                                                        "D is a projection discriminator",
-         "loss": f"{cv.loss} (+ mode seeking, weight {b.cgan_mode_seeking:g}; + feature matching on D's last "
+         "loss": f"{cv.loss} (+ mode seeking, weight {cgan_weights_text(b)}; + feature matching on D's last "
                  f"features, weight {FM_WEIGHT:g})",
          "stabilisers": "as the conv GAN", "optimiser": "as the conv GAN", "batch": b.batch_size},
         {"model": "ProGAN", "architecture": "the conv GAN's blocks, grown: resolutions "

@@ -32,3 +32,8 @@ def dataset_name(value: str) -> str:
 
 
 DATASETS_28 = ("mnist", "fashion_mnist")   # the 28x28 grey datasets the flows, AEs and GANs use
+
+
+def for_dataset(values: tuple, dataset: str):
+    """A per-dataset knob's value for `dataset`: its one value, or the one at the dataset's place in DATASETS_28."""
+    return values[0] if len(values) == 1 else values[DATASETS_28.index(dataset)]
