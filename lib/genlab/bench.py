@@ -378,8 +378,9 @@ def main(argv: list[str] | None = None) -> int:
                 rows = family_bench(args.compile, args.profile, args.device)
                 if args.batch_scale > 1:
                     rows += family_bench(args.compile, args.profile, args.device, args.batch_scale)
-                _print_rows(rows, args.compile, resolve_precision("auto", args.device), graphs=args.device == "cuda")
-                if args.device == "cpu" and (note := probe_disagreement(rows, resolve_precision("auto", "cpu"))):
+                auto = resolve_precision("auto", args.device)
+                _print_rows(rows, args.compile, auto, graphs=args.device == "cuda")
+                if args.device == "cpu" and (note := probe_disagreement(rows, auto)):
                     print(note)
             torch.set_num_threads(all_threads)
         if args.only in (None, "data"):

@@ -198,9 +198,7 @@ class GANBudget:
 
     def conv_epochs_for(self, dataset: str) -> int:
         """The conv GAN recipe's epochs on `dataset`."""
-        if len(self.conv_epochs) == 1:
-            return self.conv_epochs[0]
-        return self.conv_epochs[DATASETS_28.index(dataset)]
+        return for_dataset(self.conv_epochs, dataset)
 
 
 BUDGETS = {

@@ -391,7 +391,7 @@ CGAN_VARIANTS = [
     ("cGAN", "cgan", {"mode_seeking": 0.0}, 1),
     ("cGAN + mode seeking", "cgan_ms", {}, None),
     ("cGAN + mode seeking + feature matching", "cgan_ms_fm", {"feature_matching": FM_WEIGHT}, None),
-    # Why this dataset's mode-seeking weight: the weight it is compared with (the other dataset's), one seed.
+    # Why this dataset's mode-seeking weight: the weight it is compared with (by default the other dataset's), one seed.
     ("cGAN + mode seeking at the compared weight", "cgan_ms_compared_weight",
      lambda b, ds: {"mode_seeking": b.cgan_mode_seeking_compared_for(ds)}, 1),
 ]
@@ -535,12 +535,11 @@ def cgan_headline(s: CGANSummary) -> str:
     return f"{s.variant} {what} (mean of {s.seeds} seed{'s' if s.seeds != 1 else ''})"
 
 
-def cgan_weights_text(b, summary: list[CGANSummary] | None = None) -> str:
+def cgan_weights_text(b) -> str:
     """The cGANs' mode-seeking weight: one number, or one per dataset ("0.3 (MNIST), 0.15 (Fashion-MNIST)")."""
     if len(set(b.cgan_mode_seeking)) == 1:
         return f"{b.cgan_mode_seeking[0]:g}"
-    datasets = dict.fromkeys(s.dataset for s in summary) if summary else b.datasets
-    return ", ".join(f"{b.cgan_mode_seeking_for(ds):g} ({gdata.SPECS[ds].title})" for ds in datasets)
+    return ", ".join(f"{b.cgan_mode_seeking_for(ds):g} ({gdata.SPECS[ds].title})" for ds in b.datasets)
 
 
 def show_cgan(report, results: CGANResults) -> None:
@@ -559,7 +558,7 @@ def show_cgan(report, results: CGANResults) -> None:
     report.say(f"{b.samples} samples per run, labels cycling through the classes; the real diversity is that of "
                f"{b.samples} test images. Each model trains {b.cgan_epochs} epoch(s) of {results.images} images with "
                f"{b.cgan_seeds} seed(s) (the plain cGAN and the run at the compared weight: one); mode-seeking "
-               f"weight {cgan_weights_text(b, summary)}, feature-matching weight {FM_WEIGHT:g}:")
+               f"weight {cgan_weights_text(b)}, feature-matching weight {FM_WEIGHT:g}:")
     report.table(cgan_table(results.runs))
     report.say("Mean and spread (half the range) over the seeds:")
     report.table(cgan_summary_table(summary))

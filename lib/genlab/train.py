@@ -385,7 +385,7 @@ def fit(
             # exactly the batches the uninterrupted one would have.
             gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
             sums: dict[str, Any] = {}
-            late: dict[str, Any] = {}       # the same sums over the epoch's second half (what the log line shows)
+            at_half: dict[str, Any] = {}    # the sums at the epoch's middle: the log line shows its second half
             steps = 0
             bar = tqdm(total=steps_per_epoch, desc=f"{name} {epoch}/{epochs}", leave=False,
                        disable=not _progress_enabled())
@@ -404,12 +404,10 @@ def fit(
                     ema.update(model)
                 for sched in schedulers:
                     sched.step()
-                in_late_half = steps > steps_per_epoch // 2
                 for k, v in metrics.items():
-                    v = v.detach().float() if torch.is_tensor(v) else float(v)
-                    sums[k] = sums.get(k, 0.0) + v
-                    if in_late_half:
-                        late[k] = late.get(k, 0.0) + v
+                    sums[k] = sums.get(k, 0.0) + (v.detach().float() if torch.is_tensor(v) else float(v))
+                if steps == steps_per_epoch // 2:
+                    at_half = dict(sums)    # the sums are replaced, not added to in place: this keeps them
                 if steps % check_every == 0:
                     _check_finite(name, metrics if check_every == 1 else sums, epoch, steps, run_dir)
                 bar.update(1)
@@ -432,10 +430,11 @@ def fit(
             main = "FID" if "FID" in row else next((k for k in keys if not k.endswith("_loss")), keys[0] if keys else None)
             value = row.get(main)
             late_steps = steps - steps_per_epoch // 2
-            if main and main.startswith("train_") and main[6:] in late and late_steps > 0:
+            if main and main.startswith("train_") and late_steps > 0:
                 # A training metric's epoch mean carries the epoch's first steps: a first epoch's early spikes
                 # (a flow's bits/dim in the thousands) would stand for the whole epoch in the log line.
-                main, value = f"{main} (epoch's second half)", float(late[main[6:]]) / late_steps
+                k = main[6:]
+                main, value = f"{main} (epoch's second half)", float(sums[k] - at_half.get(k, 0.0)) / late_steps
             _log_progress(model=name, epoch=epoch, epochs=epochs, metric=main, value=value, seconds=row["seconds"])
             save_torch({
                 "model": model.state_dict(),
