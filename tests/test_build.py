@@ -151,7 +151,7 @@ def test_smoke_build_of_all_notebooks(tmp_path, capfd):
     assert (reports / "samples" / "gans" / "real_cifar10.pt").exists()
     # Every sample set behind an FID or accuracy is kept.
     measured = {p.stem for p in (reports / "samples").glob("*/measured_*.pt")}
-    assert {"measured_temperature_mnist_T0.7", "measured_vanilla_mnist_epoch2", "measured_cgan_ms_fm_fashion_mnist_seed0", "measured_convgan_mnist", "measured_convgan_mnist_ablation_raw",
+    assert {"measured_temperature_mnist_T0.7", "measured_vanilla_mnist_epoch2", "measured_vanilla_mnist_raw", "measured_cgan_ms_fm_fashion_mnist_seed0", "measured_convgan_mnist", "measured_convgan_mnist_ablation_raw",
             "measured_progan_stage4"} <= measured
     # The classifiers trained once - before the lanes started, or in the flows build - and the later
     # notebooks reused them.

@@ -54,6 +54,7 @@ def test_parameters_compose_with_the_profile_and_list_what_changed():
     ("gans", {"datasets": "svhn"}, "datasets: 'svhn' is not one of mnist, fashion_mnist"),
     ("gans", {"conv_epochs": "2,5,9"}, "conv_epochs needs one value, or one per dataset of mnist, fashion_mnist; got 2,5,9"),
     ("gans", {"progan_ema": 1.0}, r"progan_ema must be in \[0, 1\) \(0: no average\); got 1.0"),
+    ("gans", {"vanilla_ema": 1.5}, r"vanilla_ema must be in \[0, 1\) \(0: no average\); got 1.5"),
     ("gans", {"progan_betas": "0.9"}, r"progan_betas needs two values in \[0, 1\) \(Adam's beta1, beta2\); got 0.9"),
     ("gans", {"progan_betas": "0,1"}, r"progan_betas needs two values in \[0, 1\) \(Adam's beta1, beta2\); got 0.0,1.0"),
     ("flows", {"precision": "Fashion-MNIST"}, "precision: 'Fashion-MNIST' is not one of auto, fp32, bf16"),

@@ -170,6 +170,12 @@ def test_a_train_step_moves_both_networks_and_d_learns_to_score_real_above_fake(
         assert float(m["D(x)"]) > float(m["D(G(z))"]), type(model).__name__
 
 
+def test_the_vanilla_gan_keeps_the_ema_its_config_asks_for():
+    # fit keeps an EMA (and samples from it) only for a model whose ema_decay is > 0.
+    assert VanillaGAN(GANConfig(hidden=8)).ema_decay == GANConfig().ema > 0
+    assert VanillaGAN(GANConfig(hidden=8, ema=0.0)).ema_decay == 0
+
+
 def test_mode_seeking_ratio_is_zero_for_a_generator_that_ignores_its_noise():
     za, zb = torch.zeros(4, 8), torch.ones(4, 8)
     a = torch.full((4, 1, 2, 2), 0.5)

@@ -86,6 +86,9 @@ def test_vanilla_text_flags_collapse_from_the_coverage_history():
     run.history.loc[2, "train_loss_d"] = 1.0
     text = gs.vanilla_text([run])
     assert "no collapse flagged" in text and "has **not** won" in text
+    assert "raw weights" not in text                                   # no EMA measured: nothing to compare
+    run.raw_fid = 95.0
+    assert "(samples from the EMA of the weights, decay 0.999; the same run's raw weights: FID 95)" in gs.vanilla_text([run])
 
 
 def test_conv_text_says_whether_each_technique_pays_by_what_it_changes():

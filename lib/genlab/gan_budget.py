@@ -22,6 +22,7 @@ class GANBudget:
     batch_size: int = 64
     lr: float = 2e-4                          # G and D of the vanilla MLP GAN
     vanilla_hidden: int = 256
+    vanilla_ema: float = knob(0.999, min=0)   # decay of the EMA of the MLP GAN's weights (0: raw weights; gans.GANConfig)
     # Epochs of the conv GAN's headline runs (the recipe): one value for every dataset, or one per dataset
     # of DATASETS_28 (mnist, fashion_mnist). Measured (recipe, AMD EPYC, 2 threads): Fashion-MNIST FID 59, 31,
     # 23, 19.2, 15.6, 15.3 after epochs 1-6 (floor 1.18: 27x after 2, 13x after 5); MNIST is 2x its floor after 2.
@@ -183,8 +184,9 @@ class GANBudget:
         if len(self.progan_betas) != 2 or not all(0 <= b < 1 for b in self.progan_betas):
             raise GenlabError(f"parameter progan_betas needs two values in [0, 1) (Adam's beta1, beta2); got "
                               f"{','.join(map(str, self.progan_betas))}")
-        if not 0 <= self.progan_ema < 1:
-            raise GenlabError(f"parameter progan_ema must be in [0, 1) (0: no average); got {self.progan_ema}")
+        for name in ("vanilla_ema", "progan_ema"):
+            if not 0 <= getattr(self, name) < 1:
+                raise GenlabError(f"parameter {name} must be in [0, 1) (0: no average); got {getattr(self, name)}")
         if len(self.conv_epochs) not in (1, len(DATASETS_28)):
             raise GenlabError(f"parameter conv_epochs needs one value, or one per dataset of "
                               f"{', '.join(DATASETS_28)}; got {','.join(map(str, self.conv_epochs))}")

@@ -82,7 +82,7 @@ def train_vanilla(dataset: str, profile: str | Profile):
     b = profile.gans
     ds = gdata.load(dataset)
     ys = yardstick(ds.name, profile.name)
-    cfg = GANConfig(image_shape=tuple(ds.shape), hidden=b.vanilla_hidden, lr_g=b.lr, lr_d=b.lr)
+    cfg = GANConfig(image_shape=tuple(ds.shape), hidden=b.vanilla_hidden, lr_g=b.lr, lr_d=b.lr, ema=b.vanilla_ema)
     result = experiment.train_on("gan", lambda: VanillaGAN(cfg), cfg, ds, profile, epochs=b.vanilla_epochs,
                                  batch_size=b.batch_size, images=b.train_subset,
                                  monitor=vanilla_monitor(ys, b.samples, profile.seed, cfg.noise))
@@ -103,6 +103,7 @@ class VanillaRun:
     grids: dict[int, torch.Tensor]     # epoch -> the fixed noise's samples after it
     run_dir: Path
     train_minutes: float
+    raw_fid: float | None = None       # the last epoch's FID from the raw weights (None: no EMA)
 
     def final(self, column: str) -> float:
         return float(self.history[column].iloc[-1])
@@ -130,15 +131,28 @@ def vanilla_experiment(profile: str | Profile, datasets) -> list[VanillaRun]:
         runs.append(VanillaRun(ds.name, ds.title, ds.classes, cfg, result.history,
                                final_histogram(ds_name, profile, result),
                                {e: torch.load(result.run_dir / f"samples_epoch{e}.pt") for e in shown},
-                               result.run_dir, result.train_seconds / 60))
+                               result.run_dir, result.train_seconds / 60, _raw_weights_fid(ds_name, profile, cfg, result)))
     return runs
+
+
+def _raw_weights_fid(dataset: str, profile: Profile, cfg: GANConfig, result) -> float | None:
+    """FID of the last epoch's samples (same noise) from the optimiser's own weights: what the EMA bought.
+    None when the run keeps no EMA (its samples are the raw weights')."""
+    if not cfg.ema:
+        return None
+    last = int(result.history["epoch"].iloc[-1])
+    m = yardstick(dataset, profile.name).measure(
+        _monitor_samples(result.trained, profile.gans.samples, last), name=f"measured_vanilla_{dataset}_raw",
+        config={"dataset": dataset, "epoch": last, "seed": last, "weights": "raw", "gan": config_dict(cfg)})
+    return m.fid
 
 
 def vanilla_table(runs: list[VanillaRun]) -> pd.DataFrame:
     return pd.DataFrame([{
         "dataset": r.title, "epochs": r.epochs, "final D loss": r.final("train_loss_d"),
         "final G loss": r.final("train_loss_g"), "D(x)": r.final("train_D(x)"), "D(G(z))": r.final("train_D(G(z))"),
-        "FID": r.final("FID"), "FID floor": r.final("FID floor"), "coverage": r.final("coverage"),
+        "FID": r.final("FID"), "FID, raw weights": r.raw_fid, "FID floor": r.final("FID floor"),
+        "coverage": r.final("coverage"),
         "min coverage": float(r.history["coverage"].min()), "collapse flagged": bool(r.collapsed_epochs),
         "train time (min)": r.train_minutes} for r in runs])
 
@@ -178,7 +192,10 @@ def vanilla_text(runs: list[VanillaRun]) -> str:
             f"D(G(z)) = {r.final('train_D(G(z))'):.2f}: "
             + ("the discriminator has **not** won (the seed's run ended at D loss 0.0000)"
                if d_loss > 0.1 else "the discriminator is winning")
-            + f". FID {r.final('FID'):.3g} against a real floor of {r.final('FID floor'):.3g}; class coverage "
+            + f". FID {r.final('FID'):.3g} against a real floor of {r.final('FID floor'):.3g}"
+            + (f" (samples from the EMA of the weights, decay {r.config.ema:g}; the same run's raw weights: FID "
+               f"{r.raw_fid:.3g})" if r.raw_fid is not None else "")
+            + f"; class coverage "
             f"{r.final('coverage'):.0%} (lowest over training {r.history['coverage'].min():.0%}"
             + (f", **mode collapse was flagged** after epoch(s) {collapse_epochs_text(r)})." if r.collapsed_epochs
                else ", no collapse flagged)."))
@@ -829,13 +846,14 @@ def progan_steps_text(stages: list[ProGANStageResult]) -> str:
 def hyperparameter_table(profile: str | Profile) -> pd.DataFrame:
     """Every GAN's settings, read from the configs that train them."""
     b = get_profile(profile).gans
-    van = GANConfig(hidden=b.vanilla_hidden, lr_g=b.lr, lr_d=b.lr)
+    van = GANConfig(hidden=b.vanilla_hidden, lr_g=b.lr, lr_d=b.lr, ema=b.vanilla_ema)
     cv = ConvGANConfig(width=b.conv_width, lr_g=b.conv_lr_g, lr_d=b.conv_lr_d)
     pg = progan_config(get_profile(profile))
     h = van.hidden
     return pd.DataFrame([
         {"model": "vanilla GAN", "architecture": f"G: {van.noise}→{h}→{2 * h}→{4 * h}→784; D: 784→{2 * h}→{h}→1",
-         "loss": "non-saturating BCE", "stabilisers": f"real label {van.label_smoothing}, D dropout {van.dropout}",
+         "loss": "non-saturating BCE", "stabilisers": f"real label {van.label_smoothing}, D dropout {van.dropout}"
+                                                   + (f", EMA of G ({van.ema:g})" if van.ema else ""),
          "optimiser": f"Adam lr {van.lr_g:g}/{van.lr_d:g} (G/D), β₁ {van.beta1}", "batch": b.batch_size},
         {"model": "conv GAN", "architecture": f"G: z {cv.noise}→{2 * cv.width}×7×7→2 transposed convs to 28×28; "
                                               f"D: 3 convs ({cv.width}–{2 * cv.width} ch.), flattened, linear head",

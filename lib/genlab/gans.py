@@ -41,6 +41,12 @@ class GANConfig:
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     beta1: float = 0.5              # Adam β1 = 0.5, as in DCGAN: less momentum, fewer oscillations
+    # EMA of the weights (fit keeps it); samples come from G's average, as the conv GANs' do. Measured (cpu budget,
+    # 8 epochs, seed 0, AMD EPYC family 25, one thread): FID 216 -> 156 on MNIST and 185 -> 112 on Fashion-MNIST
+    # at decay 0.999, at no extra training time; the report compares the same run's raw weights. Decay 0.99: 161
+    # and 132. Over these 7,500 steps any decay >= 0.999 trains the same average (0.9995 gave identical FIDs): the
+    # loop's warm-up caps the decay at t / (t + 10).
+    ema: float = 0.999
 
 
 class MLPGenerator(nn.Module):
@@ -137,6 +143,7 @@ class VanillaGAN(AdversarialPair):
     def __init__(self, cfg: GANConfig):
         super().__init__()
         self.cfg = cfg
+        self.ema_decay = cfg.ema
         self.generator = MLPGenerator(cfg)
         self.discriminator = MLPDiscriminator(cfg)
 
