@@ -32,7 +32,7 @@ class GANBudget:
     # FID 97.2 at 2e-4, 34.7 at 5e-4.
     lr: float = 5e-4
     vanilla_hidden: int = 256
-    vanilla_ema: float = knob(0.999, min=0)   # decay of the EMA of the MLP GAN's weights (0: raw weights; gans.GANConfig)
+    vanilla_ema: float = knob(0.999, min=0)   # decay of the EMA of the MLP GAN's weights (0: raw; gans.GANConfig)
     # Epochs of the conv GAN's headline runs (the recipe): one value for every dataset, or one per dataset
     # of DATASETS_28 (mnist, fashion_mnist). Measured (recipe, AMD EPYC, 2 threads): Fashion-MNIST FID 59, 31,
     # 23, 19.2, 15.6, 15.3 after epochs 1-6 (floor 1.18: 27x after 2, 13x after 5); MNIST is 2x its floor after 2.
@@ -218,10 +218,10 @@ BUDGETS = {
                        conv_epochs=(1,), samples=200, progan_channels=8, progan_steps=(4, 4, 4, 4), progan_batch=8,
                        progan_epochs_per_stage=2),
     # The MLP GAN (EMA 0.999, lr 2e-4) is still improving after 8 epochs. Measured 2026-12-07 (AMD EPYC family 25,
-    # one thread, seed 0), FID after epochs 8, 12, 16: MNIST 156, 75, 53 (floor 8.1); Fashion-MNIST 112, 88, 73 (floor 1.13),
-    # 4.3 min of training for 16 epochs against ~2 for 8. Not adopted: it is the seed's baseline, the conv GAN
-    # beats it within 4 min (1.5x the floor on MNIST), and the cold build is over its hour already. lr 5e-4 (GANBudget.lr)
-    # then bought MNIST's 16-epoch FID in 8 epochs.
+    # one thread, seed 0), FID after epochs 8, 12, 16: MNIST 156, 75, 53 (floor 8.1); Fashion-MNIST 112, 88, 73
+    # (floor 1.13), 4.3 min of training for 16 epochs against ~2 for 8. Not adopted: it is the seed's baseline, the
+    # conv GAN beats it within 4 min (1.5x the floor on MNIST), and the cold build is over its hour already.
+    # lr 5e-4 (GANBudget.lr) then bought MNIST's 16-epoch FID in 8 epochs.
     "cpu": GANBudget(vanilla_epochs=8, cgan_epochs=1),
     # A GAN learns per optimiser step, and on a GPU a step of these small models costs about the same at any batch
     # (the GPU waits on Python launching kernels; the GANs were not graphed then). Sized by images per second until

@@ -38,14 +38,14 @@ class GANConfig:
     hidden: int = 256               # G: hidden, 2*hidden, 4*hidden; D: 2*hidden, hidden
     dropout: float = 0.3            # in D: keeps it from memorising the real batch
     label_smoothing: float = 0.9    # target for real images in D's loss (one-sided)
-    lr_g: float = 2e-4
+    lr_g: float = 2e-4              # DCGAN's; the notebook trains at gan_budget.GANBudget.lr (5e-4, measured there)
     lr_d: float = 2e-4
     beta1: float = 0.5              # Adam β1 = 0.5, as in DCGAN: less momentum, fewer oscillations
     # EMA of the weights (fit keeps it); samples come from G's average, as the conv GANs' do. Measured (cpu budget,
-    # 8 epochs, seed 0, AMD EPYC family 25, one thread): FID 216 -> 156 on MNIST and 185 -> 112 on Fashion-MNIST
-    # at decay 0.999, at no extra training time; the report compares the same run's raw weights. Decay 0.99: 161
-    # and 132. Over these 7,500 steps any decay >= 0.999 trains the same average (0.9995 gave identical FIDs): the
-    # loop's warm-up caps the decay at t / (t + 10).
+    # lr 2e-4 then, 8 epochs, seed 0, AMD EPYC family 25, one thread): FID 216 -> 156 on MNIST and 185 -> 112 on
+    # Fashion-MNIST at decay 0.999, at no extra training time; the report compares the same run's raw weights.
+    # Decay 0.99: 161 and 132. Over these 7,500 steps any decay >= 0.999 trains the same average (0.9995 gave
+    # identical FIDs): the loop's warm-up caps the decay at t / (t + 10).
     ema: float = 0.999
 
 
