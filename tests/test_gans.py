@@ -8,7 +8,7 @@ from torch.nn import functional as F
 
 from genlab.errors import GenlabError
 from genlab.gans import ConvGAN, ConvGANConfig, GANConfig, VanillaGAN, feature_matching_loss, mode_seeking_ratio, to_uint8
-from genlab.progan import ProGAN, ProGANConfig, ProGANStage
+from genlab.progan import ProGAN, ProGANConfig, ProGANStage, UpsampleConv
 
 CFG = ProGANConfig(gan=ConvGANConfig(image_shape=(3, 32, 32), noise=16), channels=8)
 
@@ -16,6 +16,27 @@ CFG = ProGANConfig(gan=ConvGANConfig(image_shape=(3, 32, 32), noise=16), channel
 def progan(stage, steps=10):
     torch.manual_seed(0)
     return ProGAN(ProGANStage(CFG, stage, steps)).eval()
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_upsample_conv_is_nearest_upsampling_then_its_3x3_convolution(channels_last):
+    """The folded transposed convolution computes what nn.Upsample + nn.Conv2d compute, borders included, and
+    gives the 3x3 weights the same gradients (a wrongly folded kernel row or a flipped kernel fails here)."""
+    torch.manual_seed(0)
+    up = UpsampleConv(5, 3).double()
+    plain = nn.Conv2d(5, 3, 3, 1, 1).double()
+    plain.load_state_dict(up.state_dict())
+    x = torch.randn(2, 5, 6, 7, dtype=torch.float64)
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    ours, theirs = up(x), plain(F.interpolate(x, scale_factor=2, mode="nearest"))
+    assert ours.shape == theirs.shape == (2, 3, 12, 14)
+    assert torch.allclose(ours, theirs, atol=1e-12)
+    target = torch.randn_like(ours)
+    for out, conv in ((ours, up), (theirs, plain)):
+        (out * target).sum().backward()
+    assert torch.allclose(up.weight.grad, plain.weight.grad, atol=1e-10)
+    assert torch.allclose(up.bias.grad, plain.bias.grad, atol=1e-10)
 
 
 def test_fade_in_at_alpha_0_is_the_upsampled_lower_resolution_and_at_1_the_new_block():
