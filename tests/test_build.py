@@ -210,6 +210,22 @@ def test_the_cold_times_are_scaled_for_a_slower_cpu_and_a_measured_build_is_not(
     assert build.estimates(reports, "cpu", ["flows"], threads=2) == ({"flows": 120.0}, "the last build here")
 
 
+def test_an_estimate_from_the_table_says_when_the_runs_parameters_change_the_budget(tmp_path):
+    reports = tmp_path / "reports" / "runs" / "progan_steps=1,2"
+    reports.mkdir(parents=True)
+    _, source = build.estimates(reports, "cpu", ["gans"], threads=build.TABLE_THREADS, parameters_changed=True)
+    assert "cold" in source and "which this run changes" in source
+    _, source = build.estimates(reports, "cpu", ["gans"], threads=build.TABLE_THREADS)
+    assert "this run changes" not in source
+    # Measured by this run's own last build: its times are this run's.
+    (reports / "gans.json").write_text(json.dumps({"profile": "cpu", "started_at": "2026-11-26T00:00:00+00:00",
+                                                   "wall_time_s": 54.0, "headlines": [], "threads": 2}))
+    from genlab.paths import cache_dir
+    (cache_dir() / "runs" / "progan-stage0-0123").mkdir(parents=True)
+    assert build.estimates(reports, "cpu", ["gans"], threads=2, parameters_changed=True) == (
+        {"gans": 54.0}, "the last build here")
+
+
 def test_the_cpu_speed_probe_measures_a_rate_and_never_speeds_the_table_up():
     slowdown, rate = MACHINE_SLOWDOWN.__wrapped__()      # not the result an earlier test remembered
     assert rate > 0 and slowdown >= 1.0

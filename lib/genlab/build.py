@@ -161,13 +161,14 @@ ESTIMATES_ENV = "GENLAB_LANE_ESTIMATES"
 BUILT_DIR_ENV = "GENLAB_LANE_BUILT_DIR"
 
 
-def estimates(reports: Path, profile: str, notebooks: list[str],
-              threads: int | None = None) -> tuple[dict[str, float], str]:
+def estimates(reports: Path, profile: str, notebooks: list[str], threads: int | None = None,
+              parameters_changed: bool = False) -> tuple[dict[str, float], str]:
     """Seconds each notebook is expected to take on `threads` CPU threads (default: this machine's
     cores), and where the numbers come from: the last build of the same profile here (its measured
     wall time), else - or when the model cache is empty, or the code of the notebook's models has changed
     since that build, so that they train again - the profile's table of cold times. A lane takes the
-    numbers its parent build planned with."""
+    numbers its parent build planned with. `parameters_changed`: the build's parameters change the
+    profile's budget, which the table's times are for (the source says so)."""
     from genlab.cache import notebook_model_code
     from genlab.paths import cache_dir
 
@@ -200,6 +201,9 @@ def estimates(reports: Path, profile: str, notebooks: list[str],
                    f"{REFERENCE_CONV_GFLOPS:.0f} where the table was measured)")
     if changed:
         source += f"; the code of the {', '.join(changed)} models changed since the last build"
+    if parameters_changed and measured < len(notebooks):
+        # `make report ARGS='-p progan_steps=1,2'` takes a minute, not the table's hour.
+        source += "; the table's times are for the profile's own parameters, which this run changes"
     return out, source
 
 
@@ -687,10 +691,11 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --jobs must be at least 1", file=sys.stderr)
         return 2
     if jobs > 1:
-        return build_in_lanes(args, jobs, out, pdf)
+        return build_in_lanes(args, jobs, out, pdf, parameters_changed=bool(changed))
     # A lane's builder runs on the threads its parent gave it (OMP_NUM_THREADS), the kernels too.
     threads = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
-    expected, source = estimates(out, args.profile, args.notebooks, threads=threads)
+    expected, source = estimates(out, args.profile, args.notebooks, threads=threads,
+                                 parameters_changed=bool(changed))
     print(f"[genlab] expected build time: about {sum(expected.values()) / 60:.1f} min ("
           + ", ".join(f"{n} ~{s / 60:.1f}" for n, s in expected.items())
           + f"; from {source}; less when trained models are in the cache)", file=sys.stderr, flush=True)
@@ -743,14 +748,15 @@ def to_train_ahead(lanes: list[list[str]], finished: set[int], candidates: list[
     return next((n for n in candidates if n in running and n not in built), None)
 
 
-def build_in_lanes(args, jobs: int, out: Path, pdf: bool) -> int:
+def build_in_lanes(args, jobs: int, out: Path, pdf: bool, parameters_changed: bool = False) -> int:
     """Run the notebooks in `jobs` lanes side by side, each lane a builder process of its own on
     cores/jobs threads; the yardstick classifiers that several lanes use are trained first, with every
     thread. Returns 1 when any notebook failed (the others are published)."""
     import subprocess
 
     threads = lane_threads(jobs)
-    expected, source = estimates(out, args.profile, args.notebooks, threads=threads)
+    expected, source = estimates(out, args.profile, args.notebooks, threads=threads,
+                                 parameters_changed=parameters_changed)
     lanes = plan_lanes(expected, jobs)
     print(f"[genlab] {len(lanes)} lanes side by side, {threads} thread(s) each: "
           + " | ".join(", ".join(lane) for lane in lanes)
