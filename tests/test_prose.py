@@ -55,10 +55,18 @@ def summary(variant, acc, div, seeds=2, spread=0.01, ms=0.15):
 def test_cgan_comparison_weighs_changes_against_the_seed_spread_and_flags_collapse():
     text = gs.cgan_comparison([summary("plain", 0.90, 2.5, seeds=1), summary("ms", 0.95, 15.0),
                                summary("fm", 0.955, 15.2), summary("other", 0.80, 17.0, seeds=1, ms=0.3)])
-    assert "Adding mode seeking: conditional accuracy 90.0% ± 1.0% → 95.0% ± 1.0% (up beyond the seed spread)" in text
+    # A one-seed value has no spread to show: it says so instead of "± 0", and the other side's spread judges.
+    assert "Adding mode seeking: conditional accuracy 90.0% (one seed) → 95.0% ± 1.0% (up beyond the seed spread)" in text
+    assert "90.0% ±" not in text
     assert "Adding feature matching to that: conditional accuracy 95.0% ± 1.0% → 95.5% ± 1.0% (within the seed spread)" in text
     assert "**collapses within each class**" in text and "16%" in text   # 2.5 against 16
     assert "The mode-seeking weight: 0.3 (one seed) against this dataset's 0.15" in text
+    assert "conditional accuracy 80.0% (one seed) → 95.0% ± 1.0% (up beyond the seed spread)" in text
+    # Two one-seed values: no spread to weigh a change against, however large.
+    lone = gs.cgan_comparison([summary("plain", 0.90, 2.5, seeds=1), summary("ms", 0.95, 15.0, seeds=1),
+                               summary("fm", 0.955, 15.2, seeds=1), summary("other", 0.80, 17.0, seeds=1, ms=0.3)])
+    assert "conditional accuracy 90.0% (one seed) → 95.0% (one seed) (one seed each: no spread to weigh the change " \
+           "against)" in lone and "beyond the seed spread" not in lone
     healthy = gs.cgan_comparison([summary("plain", 0.9, 10.0), summary("ms", 0.9, 15.0), summary("fm", 0.9, 15.0),
                                   summary("other", 0.9, 15.0)])
     assert "keeps a diversity within a factor of three" in healthy

@@ -178,6 +178,14 @@ class GANBudget:
     #   default        seed 0   471, 380, 302, 170 (60.5x, 1.0)   seed 1   472, 379, 289, 176 (62.6x, 1.0)
     #   noise inputs   seed 0   472, 378, 295, 218 (77.5x, 0.9)   seed 1   470, 381, 278, 220 (78.2x, 0.8)
     # 25 % worse at 32 px with both seeds (18.5 min for the last stage, as the default's 18.3).
+    # With progan.UpsampleConv (same function, other rounding; 2026-12-07, AMD EPYC family 25, one thread each, bf16,
+    # two runs side by side; FID by stage, the 32-px stage's minutes):
+    #   default          seed 0   478, 359, 320, 193 (71.9x)   9.6 min    seed 1   483, 381, 298, 131 (48.8x)   9.5 min
+    #   D twice as wide  seed 0   475, 375, 297, 172 (63.9x)  20.8 min    seed 1   467, 394, 291, 166 (61.6x)  20.6 min
+    # The seeds alone span 49-72x the floor at 32 px; the wider D lands inside that span at 2.2x the time. D barely
+    # separates reals from fakes at the end of a stage: the mean gap D(x) - D(G(z)) was 0.2 at 4 px and 0.02-0.07 at
+    # 16 and 32 px (D's hinge loss 1.97-1.99, 2 being chance), with the wide D too (0.035), where the MNIST and
+    # Fashion-MNIST cGANs keep 0.5-1.3 (loss 1.2-1.6). Width is not what D lacks.
     progan_steps: tuple[int, ...] = (500, 800, 2000, 1800)
     progan_batch: int = 64
     # Decay of the EMA of ProGAN's weights, which its samples come from. The loop's warm-up (decay min(d, t/(t+10))

@@ -581,17 +581,26 @@ def show_cgan(report, results: CGANResults) -> None:
     report.table(cgan_summary_table(summary))
 
 
-def _versus(a: Spread, b: Spread, what: str, fmt: str) -> str:
-    """'a vs b' with their spreads, and whether the change exceeds the seed spread."""
-    gap, spread = b.mean - a.mean, max(a.half_range, b.half_range)
-    verdict = ("within the seed spread" if abs(gap) <= spread else
-               ("up beyond the seed spread" if gap > 0 else "down beyond the seed spread"))
-    return f"{what} {a.mean:{fmt}} ± {a.half_range:{fmt}} → {b.mean:{fmt}} ± {b.half_range:{fmt}} ({verdict})"
+def _versus(a: Spread, seeds_a: int, b: Spread, seeds_b: int, what: str, fmt: str) -> str:
+    """'a vs b' with their spreads, and whether the change exceeds the seed spread. A one-seed value has no
+    spread: it is marked as one seed, not shown as "± 0", and only a side with several seeds sets the spread."""
+    def value(s: Spread, seeds: int) -> str:
+        return f"{s.mean:{fmt}}" + (f" ± {s.half_range:{fmt}}" if seeds > 1 else " (one seed)")
+    spreads = [s.half_range for s, n in ((a, seeds_a), (b, seeds_b)) if n > 1]
+    gap = b.mean - a.mean
+    if not spreads:
+        verdict = "one seed each: no spread to weigh the change against"
+    elif abs(gap) <= max(spreads):
+        verdict = "within the seed spread"
+    else:
+        verdict = "up beyond the seed spread" if gap > 0 else "down beyond the seed spread"
+    return f"{what} {value(a, seeds_a)} → {value(b, seeds_b)} ({verdict})"
 
 
 def _changes(a: CGANSummary, b: CGANSummary) -> str:
-    return "; ".join((_versus(a.accuracy, b.accuracy, "conditional accuracy", ".1%"), _versus(a.fid, b.fid, "FID", ".3g"),
-                      _versus(a.diversity, b.diversity, "intra-class diversity", ".3g")))
+    return "; ".join(_versus(getattr(a, field), a.seeds, getattr(b, field), b.seeds, what, fmt)
+                     for field, what, fmt in (("accuracy", "conditional accuracy", ".1%"), ("fid", "FID", ".3g"),
+                                              ("diversity", "intra-class diversity", ".3g")))
 
 
 def cgan_comparison(variants: list[CGANSummary]) -> str:
