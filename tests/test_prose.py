@@ -225,3 +225,10 @@ def test_flow_prior_prose_counts_the_components_the_weights_use():
     assert "Fashion-MNIST, 4 components: effective number **2**, 2 above a fifth of an equal share" in text
     assert "MNIST," not in text.replace("Fashion-MNIST", "")
     assert prior_text({"mnist": runs["mnist"]}) is None
+
+
+def test_progan_table_gives_fids_change_over_the_last_history_point_in_percent():
+    stage = gs.ProGANStageResult(1, 4, 100, 6400, fid=400.0, floor=380.0, floor_32=2.7, coverage=0.5,
+                                 fid_change_last=-0.0512, final_d_loss=1.9, score_gap=0.1, train_minutes=0.5)
+    table = gs.progan_table(gs.ProGANResults([stage], pd.DataFrame(), [], None))
+    assert table["FID change over the last point (%)"].tolist() == [-5.1]

@@ -769,7 +769,7 @@ def progan_table(results: ProGANResults) -> pd.DataFrame:
         "stage": s.stage, "resolution": f"{s.resolution}×{s.resolution}", "steps": s.steps,
         "distinct images": s.distinct_images, "FID (upsampled to 32)": s.fid,
         "real floor at this resolution": s.floor, "real floor at 32×32": s.floor_32, "coverage": s.coverage,
-        "FID change at last point": s.fid_change_last, "final D loss": s.final_d_loss,
+        "FID change over the last point (%)": round(100 * s.fid_change_last, 1), "final D loss": s.final_d_loss,
         "D(x) − D(G(z))": s.score_gap, "train time (min)": s.train_minutes} for s in results.stages])
 
 
