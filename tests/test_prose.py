@@ -112,6 +112,20 @@ def test_conv_text_says_whether_each_technique_pays_by_what_it_changes():
     assert "(2.0× the floor)" in text
     assert "− spectral norm: FID 40 (+10: the technique pays)" in text
     assert "+ TTUR: FID 35 (+5: the technique does not pay here)" in text
+    assert "One seed per variant" in text                      # no second seed ran: no noise band to weigh by
+    # With the recipe's second seed 6 FID away, a change of 5 is one run's noise, one of 10 still pays.
+    results.ablation.insert(1, (gs.CONV_ABLATION[1], m("recipe, another seed", 24.0)))
+    text = gs.conv_text(results, [])
+    assert "− spectral norm: FID 40 (+10: the technique pays)" in text
+    assert "+ TTUR: FID 35 (+5: within one run's noise)" in text
+    assert "the recipe with a second seed scores FID 24, so a change of up to 6 is one run's noise" in text
+    assert "recipe, another seed:" not in text                 # the noise row is not a technique
+
+
+def test_the_conv_ablation_trains_the_recipe_with_a_second_seed_and_changes_one_thing_per_other_row():
+    assert gs.CONV_ABLATION[0].change(None) == {} and not gs.CONV_ABLATION[0].seed_offset
+    seeded = [t for t in gs.CONV_ABLATION if t.seed_offset]
+    assert len(seeded) == 1 and seeded[0].change(None) == {}
 
 
 def _sweep(bits: dict[str, float], **fields):
