@@ -348,12 +348,12 @@ def conv_experiment(profile: str | Profile, datasets) -> ConvResults:
             m, _ = _measure_conv(profile, ys, ds_name, t.label, cfg, result.trained, result.train_seconds,
                                  weights="raw", tag="_ablation_raw")
         else:
-            change = t.change(b)
+            change, seed = t.change(b), profile.seed + t.seed_offset
             cfg, result = train_conv(ds_name, profile, epochs=b.ablation_epochs, images=b.ablation_subset,
-                                     seed=profile.seed + t.seed_offset, **change)
+                                     seed=seed, **change)
             full = full or (cfg, result)
             tag = "_ablation_" + ("_".join(f"{k}{v}" for k, v in change.items()) or "recipe")
-            tag += f"_seed{profile.seed + t.seed_offset}" if t.seed_offset else ""
+            tag += f"_seed{seed}" if t.seed_offset else ""
             m, _ = _measure_conv(profile, ys, ds_name, t.label, cfg, result.model, result.train_seconds, tag=tag)
         ablation.append((t, m))
     return ConvResults(recipes, ablation, experiment.train_images(ys.dataset, b.ablation_subset, b.train_subset))
