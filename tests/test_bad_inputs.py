@@ -27,7 +27,7 @@ def one_error_line(err: str) -> str:
     ("datasets=svhn", "parameter datasets: 'svhn' is not one of mnist, fashion_mnist"),
     ("scales=4", "parameter scales: 4 is not one of 1, 2, 3"),
     ("masks=diagonal", "parameter masks: 'diagonal' is not one of channel, checkerboard+channel"),
-    ("epochz=3", "unknown parameter(s) epochz for flows; valid: profile, batch_size"),
+    ("epochz=3", "unknown parameter(s) epochz for flows (did you mean epochs?); valid: profile, batch_size"),
 ])
 def test_a_wrong_parameter_fails_in_one_line_before_anything_runs(param, message, capsys, tmp_path):
     assert build.main(["--notebooks", "flows", "-p", param, "--reports", str(tmp_path)]) == 2

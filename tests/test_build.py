@@ -44,7 +44,7 @@ def test_parse_params_reads_literals():
 
 
 def test_unknown_notebook_parameter_is_rejected_before_running():
-    with pytest.raises(GenlabError, match="unknown parameter.*epochz for flows; valid: profile, batch_size"):
+    with pytest.raises(GenlabError, match=r"unknown parameter.*epochz for flows \(did you mean epochs\?\); valid: profile, batch_size"):
         build.check_params(build.NOTEBOOK_DIR / "flows.ipynb", {"epochz": 3})
 
 
@@ -93,6 +93,21 @@ def test_unknown_profile_gives_one_line(capsys, tmp_path):
     assert build.main(["--profile", "fast", "--reports", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "error: unknown profile 'fast'; choose one of smoke, cpu, gpu (e.g. make report PROFILE=smoke)"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--profile", "smok"], "error: unknown profile 'smok' (did you mean smoke?); choose one of smoke, cpu, gpu"),
+    (["--notebooks", "flow"], "error: unknown notebook(s) flow (did you mean flows?); known: flows, autoencoders, gans"),
+    (["--notebooks", "gans", "-p", "progan_stepz=3"],
+     "error: unknown parameter(s) progan_stepz for gans (did you mean progan_steps?); valid: profile, ablation_epochs"),
+    (["--notebooks", "gans", "-p", "epochs=3"],   # as close to both: both named
+     "error: unknown parameter(s) epochs for gans (did you mean conv_epochs or cgan_epochs?); valid: profile,"),
+    (["--notebooks", "flows", "-p", "xyzzy=3"], "error: unknown parameter(s) xyzzy for flows; valid: profile, batch_size"),
+])
+def test_a_misspelt_name_on_the_command_line_is_answered_with_the_closest_valid_ones(argv, message, capsys, tmp_path):
+    assert build.main([*argv, "--reports", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith(message)
+    assert not any(tmp_path.iterdir())
 
 
 def test_notebooks_are_stored_clean_with_tagged_parameters():

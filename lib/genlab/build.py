@@ -38,7 +38,7 @@ from pathlib import Path
 
 from genlab import lanes as lanes_module
 from genlab.atomic import save_text
-from genlab.config import NOTEBOOK_BUDGET, DEFAULT_PROFILE, PROFILES, apply_params, describe_changes, get_profile
+from genlab.config import NOTEBOOK_BUDGET, DEFAULT_PROFILE, PROFILES, apply_params, describe_changes, knob_names
 from genlab.errors import GenlabError
 from genlab.paths import REPO_ROOT
 from genlab.prefill import PREFILLS, spread_over_notebook
@@ -274,6 +274,24 @@ def papermill_params(params: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
 
 
+def did_you_mean(unknown, valid) -> str:
+    """' (did you mean x?)' naming, for each unknown name, the valid ones closest to it (difflib's ratio >= 0.6
+    and within 0.1 of the best: 'epochs' for the gans notebook is as close to conv_epochs as to cgan_epochs), or ''.
+    The command line's messages about a misspelt parameter, notebook or profile carry it: the list of valid names
+    that follows can be long (the gans notebook takes 30 parameters). It lives here, not beside the messages of
+    genlab.config: the cache fingerprints the code every model and measurement rests on, and that includes
+    genlab.config and genlab.errors, so a change there retrains everything (genlab.cache)."""
+    import difflib
+
+    valid = [str(v) for v in valid]
+    guesses = []
+    for name in ([unknown] if isinstance(unknown, str) else unknown):
+        scored = sorted(((difflib.SequenceMatcher(None, str(name), v).ratio(), v) for v in valid), reverse=True)
+        best = scored[0][0] if scored else 0.0
+        guesses += [v for r, v in scored[:3] if r >= 0.6 and r >= best - 0.1 and v not in guesses]
+    return f" (did you mean {' or '.join(guesses)}?)" if guesses else ""
+
+
 def check_params(notebook: Path, params: dict, profile: str = DEFAULT_PROFILE) -> dict:
     """Every parameter must be one the notebook takes, of the right type and range (the
     same check the notebook's Report makes). Returns the parameters that change something."""
@@ -286,9 +304,14 @@ def check_params(notebook: Path, params: dict, profile: str = DEFAULT_PROFILE) -
         known = papermill.inspect_notebook(str(notebook))
         unknown = sorted(set(params) - set(known))
         if unknown:
-            raise GenlabError(f"unknown parameter(s) {', '.join(unknown)} for {notebook.name}; "
-                              f"valid: {', '.join(sorted(known))}")
+            raise GenlabError(f"unknown parameter(s) {', '.join(unknown)} for {notebook.name}"
+                              f"{did_you_mean(unknown, known)}; valid: {', '.join(sorted(known))}")
         return dict(params)
+    known = ["profile", *knob_names(notebook.stem)]
+    unknown = sorted(set(params) - set(known))
+    if unknown:   # apply_params says the same, without the guess
+        raise GenlabError(f"unknown parameter(s) {', '.join(unknown)} for {notebook.stem}"
+                          f"{did_you_mean(unknown, known)}; valid: {', '.join(known)}")
     return apply_params(profile, notebook.stem, params)[1]
 
 
@@ -651,13 +674,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        get_profile(args.profile)
+        if args.profile not in PROFILES:
+            raise GenlabError(f"unknown profile {args.profile!r}{did_you_mean(args.profile, PROFILES)}; choose one of "
+                              f"{', '.join(PROFILES)} (e.g. make report PROFILE=smoke)")
         params = parse_params(args.param)
         if "profile" in params:
             raise GenlabError("give the profile with --profile (or make report PROFILE=...), not -p")
         unknown = [n for n in args.notebooks if n not in NOTEBOOKS]
         if unknown:
-            raise GenlabError(f"unknown notebook(s) {', '.join(unknown)}; known: {', '.join(NOTEBOOKS)}")
+            raise GenlabError(f"unknown notebook(s) {', '.join(unknown)}{did_you_mean(unknown, NOTEBOOKS)}; "
+                              f"known: {', '.join(NOTEBOOKS)}")
         changed = {}
         for name in args.notebooks:
             changed.update(check_params(NOTEBOOK_DIR / f"{name}.ipynb", params, args.profile))
