@@ -2,10 +2,15 @@
 
 Cases tested elsewhere, by the module that owns them: missing / partial / corrupt / truncated data
 (test_data), unknown profile and notebook parameter (test_build, test_config), a failing cell
-(test_build), a corrupt checkpoint (test_cache), kill -9 and resume (test_train).
+(test_build), a corrupt checkpoint (test_cache), kill -9 and resume (test_train); kill (SIGTERM) here.
 """
 import errno
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -49,6 +54,44 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_keeps_the_report(tiny_bui
     assert f"disk full while building flows in {reports}: free at least 200 MB there" in line
     assert "previous report is kept" in line
     assert (reports / "flows.html").read_text() == good and not list(reports.glob(".staging-*"))
+
+
+def test_a_build_stopped_with_sigterm_cleans_up_and_keeps_the_report(tiny_build, tmp_path):
+    notebooks, reports = tiny_build
+    good = (reports / "flows.html").read_text()
+    started = tmp_path / "started"
+    tiny_notebook(notebooks / "flows.ipynb", f"import pathlib, time\npathlib.Path({str(started)!r}).touch()\n"
+                                             "time.sleep(300)")
+    script = ("import sys; from pathlib import Path; from genlab import build; "
+              f"build.NOTEBOOK_DIR = Path({str(notebooks)!r}); "
+              f"sys.exit(build.main(['--notebooks', 'flows', '--no-pdf', '--jobs', '1', '--reports', {str(reports)!r}]))")
+    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not started.exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert started.exists(), proc.stderr.read() if proc.poll() is not None else "the notebook never started"
+        assert list(reports.glob(".staging-flows-*"))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+        err = proc.stderr.read()
+        assert "Traceback" not in err and "ERROR" not in err, err   # its kernel stopped quietly
+        assert "[genlab] stopped (SIGTERM): the notebooks built so far are published" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not list(reports.glob(".staging-*"))      # without the handler, Python leaves it behind
+    assert (reports / "flows.html").read_text() == good
+
+
+def test_staging_left_by_a_killed_builder_is_removed_by_the_next_one(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale, live = tmp_path / f".staging-gans-{dead.pid}", tmp_path / f".staging-flows-{os.getpid()}"
+    for folder in (stale, live):
+        (folder / "samples").mkdir(parents=True)
+    assert build.remove_stale_staging(tmp_path) == [stale]
+    assert not stale.exists() and live.exists()     # a builder that still runs keeps its folder
 
 
 def test_a_corrupt_sibling_json_is_skipped_in_the_index_with_a_note(tiny_build, capsys):

@@ -30,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -381,6 +382,28 @@ def _export(executed: Path, out_dir: Path, name: str, pdf: bool) -> None:
         (out_dir / f"{name}.pdf").write_bytes(body)
 
 
+def remove_stale_staging(reports: Path) -> list[Path]:
+    """Remove the staging folders (`.staging-NAME-PID`) of builders that no longer run - killed with SIGKILL, or
+    the machine went down - and return them; a folder whose process still runs (another lane) is kept."""
+    removed = []
+    for folder in reports.glob(".staging-*-*"):
+        pid = folder.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _process_runs(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # another user's process
+        return True
+    return True
+
+
 def build_notebook(name: str, profile: str, params: dict, reports: Path, pdf: bool,
                    run: str = "default", estimate_s: float | None = None) -> float:
     """Execute and export one notebook, then publish it; returns its wall time."""
@@ -388,11 +411,13 @@ def build_notebook(name: str, profile: str, params: dict, reports: Path, pdf: bo
     from papermill.exceptions import PapermillExecutionError
 
     source = NOTEBOOK_DIR / f"{name}.ipynb"   # main() has checked it exists and takes `params`
+    remove_stale_staging(reports)
     staging = reports / f".staging-{name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     # Kernel sockets: a short private folder (Unix socket paths are limited to ~100 characters).
     sockets = Path(tempfile.mkdtemp(prefix="genlab-kernel-"))
+    managers = []
     env_before = dict(os.environ)
     # The kernel inherits these: outputs go to staging, and 'python' in the kernel spec resolves to
     # this environment's interpreter (printing_progress below keeps progress bars out of the report).
@@ -408,7 +433,7 @@ def build_notebook(name: str, profile: str, params: dict, reports: Path, pdf: bo
                 papermill.execute_notebook(
                     str(source), str(executed), parameters={"profile": profile, **papermill_params(params)},
                     kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False,
-                    request_save_on_cell_execute=False, kernel_manager_class=_ipc_kernel_manager(sockets),
+                    request_save_on_cell_execute=False, kernel_manager_class=_ipc_kernel_manager(sockets, managers),
                 )
             except PapermillExecutionError as e:
                 if e.ename == "OSError" and "No space left" in str(e.evalue):
@@ -443,11 +468,23 @@ def build_notebook(name: str, profile: str, params: dict, reports: Path, pdf: bo
         raise GenlabError(f"disk full while building {name} in {reports}: free at least {need} MB there "
                           f"(df -h {reports}) and rebuild; the previous report is kept") from None
     finally:
+        _stop_kernels(managers)
         os.environ.clear()
         os.environ.update(env_before)
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(sockets, ignore_errors=True)
     return time.perf_counter() - t0
+
+
+def _stop_kernels(managers: list) -> None:
+    """Kill any kernel still running: papermill shuts its kernel down when the notebook has run or failed, but not
+    when the build is stopped (SIGTERM, Ctrl-C) in the middle of a cell; such a kernel, left to notice that its
+    parent is gone, printed ipykernel's tracebacks into the build's output as it went."""
+    for manager in managers:
+        process = getattr(getattr(manager, "provisioner", None), "process", None)
+        if process is not None and process.poll() is None:   # our child, not yet reaped: its pid is still its own
+            process.kill()
+            process.wait(timeout=10)
 
 
 def _report_size(reports: Path, name: str) -> int:
@@ -457,14 +494,16 @@ def _report_size(reports: Path, name: str) -> int:
     return sum(p.stat().st_size for p in paths if p.is_file())
 
 
-def _ipc_kernel_manager(folder: Path):
+def _ipc_kernel_manager(folder: Path, managers: list | None = None):
     """A kernel manager class that talks to the kernel over Unix sockets in `folder` instead of
-    unencrypted TCP (which the kernel warns about)."""
+    unencrypted TCP (which the kernel warns about); each instance is appended to `managers`."""
     from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             super().__init__(transport="ipc", ip=str(folder / "k"), **kwargs)
+            if managers is not None:
+                managers.append(self)
 
         async def _async_interrupt_kernel(self) -> None:
             # jupyter_client sends SIGINT before it asks a kernel to shut down. Papermill shuts the kernel down
@@ -651,7 +690,28 @@ runs with other parameters in <code>reports/runs/&lt;name&gt;/</code>).</p>
     return path, notes
 
 
+def _exit_on_sigterm(signum, frame):
+    if not os.environ.get(BUILT_DIR_ENV):    # a lane's builder stops with the build that started it, quietly
+        print("[genlab] stopped (SIGTERM): the notebooks built so far are published, the others keep their previous "
+              "report; trained epochs are in the cache, where the next make report resumes",
+              file=sys.stderr, flush=True)
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    # SIGTERM (kill, a timeout, a CI runner that stops) ends Python without running any `finally`: the staging
+    # folder (29 MB of a GANs build), the kernel's socket folder and, in lanes, the lanes' own builders, still
+    # training, would be left behind. Raised as SystemExit, they are cleaned up on the way out.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if in_main_thread else None
+    try:
+        return _main(argv)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m genlab.build",
         description="Execute genlab's notebooks and build HTML/PDF reports into reports/.")
@@ -855,8 +915,23 @@ def build_in_lanes(args, jobs: int, out: Path, pdf: bool, parameters_changed: bo
                     lanes_module.offer(threads_file, lane_threads(lanes_running))
             time.sleep(1.0)
     finally:
+        # On the way out with lanes still running (this builder was stopped: SIGTERM or Ctrl-C), stop them too,
+        # each cleaning up after itself (`main`); they would otherwise train on, holding their runs' locks.
+        # After Ctrl-C, which the lanes got too, they are given 10 s to end by themselves first.
         if helper is not None and helper.poll() is None:
             helper.terminate()
+        running = [p for p in procs if p.poll() is None]
+        deadline = time.monotonic() + 10
+        for p in running:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.terminate()
+        for p in running + ([helper] if helper is not None else []):
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
         shutil.rmtree(threads_file.parent, ignore_errors=True)
     codes = list(codes.values())
     _write_index_and_say(args.reports)
