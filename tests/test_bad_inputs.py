@@ -2,7 +2,7 @@
 
 Cases tested elsewhere, by the module that owns them: missing / partial / corrupt / truncated data
 (test_data), unknown profile and notebook parameter (test_build, test_config), a failing cell
-(test_build), a corrupt checkpoint (test_cache), kill -9 and resume (test_train); kill (SIGTERM) here.
+(test_build), a corrupt checkpoint (test_cache), kill -9 and resume (test_train); kill (SIGTERM) and Ctrl-C here.
 """
 import errno
 import json
@@ -56,7 +56,8 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_keeps_the_report(tiny_bui
     assert (reports / "flows.html").read_text() == good and not list(reports.glob(".staging-*"))
 
 
-def test_a_build_stopped_with_sigterm_cleans_up_and_keeps_the_report(tiny_build, tmp_path):
+@pytest.mark.parametrize("how", ["SIGTERM", "Ctrl-C"])
+def test_a_stopped_build_cleans_up_says_so_and_keeps_the_report(how, tiny_build, tmp_path):
     notebooks, reports = tiny_build
     good = (reports / "flows.html").read_text()
     started = tmp_path / "started"
@@ -65,22 +66,26 @@ def test_a_build_stopped_with_sigterm_cleans_up_and_keeps_the_report(tiny_build,
     script = ("import sys; from pathlib import Path; from genlab import build; "
               f"build.NOTEBOOK_DIR = Path({str(notebooks)!r}); "
               f"sys.exit(build.main(['--notebooks', 'flows', '--no-pdf', '--jobs', '1', '--reports', {str(reports)!r}]))")
-    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    # Ctrl-C in a terminal sends SIGINT to the whole foreground process group.
+    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.time() + 120
         while not started.exists() and time.time() < deadline and proc.poll() is None:
             time.sleep(0.1)
         assert started.exists(), proc.stderr.read() if proc.poll() is not None else "the notebook never started"
         assert list(reports.glob(".staging-flows-*"))
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+        if how == "SIGTERM":
+            proc.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=60) == {"SIGTERM": 128 + signal.SIGTERM, "Ctrl-C": 130}[how]
         err = proc.stderr.read()
         assert "Traceback" not in err and "ERROR" not in err, err   # its kernel stopped quietly
-        assert "[genlab] stopped (SIGTERM): the notebooks built so far are published" in err
+        assert f"[genlab] stopped ({how}): the notebooks built so far are published" in err
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert not list(reports.glob(".staging-*"))      # without the handler, Python leaves it behind
+    assert not list(reports.glob(".staging-*"))      # without the SIGTERM handler, Python left it behind
     assert (reports / "flows.html").read_text() == good
 
 

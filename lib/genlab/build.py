@@ -417,7 +417,6 @@ def build_notebook(name: str, profile: str, params: dict, reports: Path, pdf: bo
     staging.mkdir(parents=True)
     # Kernel sockets: a short private folder (Unix socket paths are limited to ~100 characters).
     sockets = Path(tempfile.mkdtemp(prefix="genlab-kernel-"))
-    managers = []
     env_before = dict(os.environ)
     # The kernel inherits these: outputs go to staging, and 'python' in the kernel spec resolves to
     # this environment's interpreter (printing_progress below keeps progress bars out of the report).
@@ -433,7 +432,8 @@ def build_notebook(name: str, profile: str, params: dict, reports: Path, pdf: bo
                 papermill.execute_notebook(
                     str(source), str(executed), parameters={"profile": profile, **papermill_params(params)},
                     kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False,
-                    request_save_on_cell_execute=False, kernel_manager_class=_ipc_kernel_manager(sockets, managers),
+                    request_save_on_cell_execute=False,
+                    kernel_manager_class=_ipc_kernel_manager(sockets, _KERNEL_MANAGERS),
                 )
             except PapermillExecutionError as e:
                 if e.ename == "OSError" and "No space left" in str(e.evalue):
@@ -468,7 +468,7 @@ def build_notebook(name: str, profile: str, params: dict, reports: Path, pdf: bo
         raise GenlabError(f"disk full while building {name} in {reports}: free at least {need} MB there "
                           f"(df -h {reports}) and rebuild; the previous report is kept") from None
     finally:
-        _stop_kernels(managers)
+        _stop_kernels()
         os.environ.clear()
         os.environ.update(env_before)
         shutil.rmtree(staging, ignore_errors=True)
@@ -476,12 +476,17 @@ def build_notebook(name: str, profile: str, params: dict, reports: Path, pdf: bo
     return time.perf_counter() - t0
 
 
-def _stop_kernels(managers: list) -> None:
-    """Kill any kernel still running: papermill shuts its kernel down when the notebook has run or failed, but not
-    when the build is stopped (SIGTERM, Ctrl-C) in the middle of a cell; such a kernel, left to notice that its
-    parent is gone, printed ipykernel's tracebacks into the build's output as it went."""
-    for manager in managers:
-        process = getattr(getattr(manager, "provisioner", None), "process", None)
+# The kernel managers of the notebook being built: a build that is stopped kills their kernels first thing.
+_KERNEL_MANAGERS: list = []
+
+
+def _stop_kernels() -> None:
+    """Kill the kernels of `_KERNEL_MANAGERS` that still run, and forget them all. Papermill shuts its kernel down
+    when the notebook has run or failed; a build stopped (SIGTERM, Ctrl-C) in the middle of a cell also asked its
+    kernel to shut down, which then printed ipykernel's tracebacks into the build's output (its reply to the cell
+    went to a socket its shutdown had closed). Killed at once, it prints nothing."""
+    while _KERNEL_MANAGERS:
+        process = getattr(getattr(_KERNEL_MANAGERS.pop(), "provisioner", None), "process", None)
         if process is not None and process.poll() is None:   # our child, not yet reaped: its pid is still its own
             process.kill()
             process.wait(timeout=10)
@@ -496,7 +501,8 @@ def _report_size(reports: Path, name: str) -> int:
 
 def _ipc_kernel_manager(folder: Path, managers: list | None = None):
     """A kernel manager class that talks to the kernel over Unix sockets in `folder` instead of
-    unencrypted TCP (which the kernel warns about); each instance is appended to `managers`."""
+    unencrypted TCP (which the kernel warns about); each instance is appended to `managers`
+    (`_KERNEL_MANAGERS` in a build: see `_stop_kernels`)."""
     from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
@@ -691,6 +697,7 @@ runs with other parameters in <code>reports/runs/&lt;name&gt;/</code>).</p>
 
 
 def _exit_on_sigterm(signum, frame):
+    _stop_kernels()
     if not os.environ.get(BUILT_DIR_ENV):    # a lane's builder stops with the build that started it, quietly
         print("[genlab] stopped (SIGTERM): the notebooks built so far are published, the others keep their previous "
               "report; trained epochs are in the cache, where the next make report resumes",
@@ -698,17 +705,31 @@ def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
 
 
+def _interrupt(signum, frame):
+    _stop_kernels()
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     # SIGTERM (kill, a timeout, a CI runner that stops) ends Python without running any `finally`: the staging
     # folder (29 MB of a GANs build), the kernel's socket folder and, in lanes, the lanes' own builders, still
-    # training, would be left behind. Raised as SystemExit, they are cleaned up on the way out.
+    # training, would be left behind. Raised as SystemExit, they are cleaned up on the way out. On either signal
+    # and on Ctrl-C the running kernel is killed first (`_stop_kernels`), and the build ends with one line.
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if in_main_thread else None
+    if in_main_thread:
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm), signal.signal(signal.SIGINT, _interrupt)
     try:
         return _main(argv)
+    except KeyboardInterrupt:
+        if not os.environ.get(BUILT_DIR_ENV):
+            print("[genlab] stopped (Ctrl-C): the notebooks built so far are published, the others keep their previous "
+                  "report; trained epochs are in the cache, where the next make report resumes",
+                  file=sys.stderr, flush=True)
+        return 130
     finally:
         if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGINT, previous[1])
 
 
 def _main(argv: list[str] | None) -> int:
@@ -888,6 +909,7 @@ def build_in_lanes(args, jobs: int, out: Path, pdf: bool, parameters_changed: bo
     # own threads; then the lanes still running share them.
     ahead = [n for lane in lanes for n in lane if n in PREFILLS]
     helper = None
+    ctrl_c = False
     try:
         while len(codes) < len(procs):
             changed = False
@@ -914,6 +936,9 @@ def build_in_lanes(args, jobs: int, out: Path, pdf: bool, parameters_changed: bo
                 if lanes_running:
                     lanes_module.offer(threads_file, lane_threads(lanes_running))
             time.sleep(1.0)
+    except KeyboardInterrupt:
+        ctrl_c = True
+        raise
     finally:
         # On the way out with lanes still running (this builder was stopped: SIGTERM or Ctrl-C), stop them too,
         # each cleaning up after itself (`main`); they would otherwise train on, holding their runs' locks.
@@ -921,7 +946,7 @@ def build_in_lanes(args, jobs: int, out: Path, pdf: bool, parameters_changed: bo
         if helper is not None and helper.poll() is None:
             helper.terminate()
         running = [p for p in procs if p.poll() is None]
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + (10 if ctrl_c else 0)
         for p in running:
             try:
                 p.wait(timeout=max(0.1, deadline - time.monotonic()))
