@@ -715,9 +715,14 @@ def main(argv: list[str] | None = None) -> int:
     # folder (29 MB of a GANs build), the kernel's socket folder and, in lanes, the lanes' own builders, still
     # training, would be left behind. Raised as SystemExit, they are cleaned up on the way out. On either signal
     # and on Ctrl-C the running kernel is killed first (`_stop_kernels`), and the build ends with one line.
+    # (A signal the caller ignores stays ignored: `make report &` from a script ignores Ctrl-C's SIGINT.)
+    handlers = {signal.SIGTERM: _exit_on_sigterm, signal.SIGINT: _interrupt}
     in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = {}
     if in_main_thread:
-        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm), signal.signal(signal.SIGINT, _interrupt)
+        previous = {sig: signal.getsignal(sig) for sig in handlers if signal.getsignal(sig) is not signal.SIG_IGN}
+        for sig in previous:
+            signal.signal(sig, handlers[sig])
     try:
         return _main(argv)
     except KeyboardInterrupt:
@@ -727,9 +732,8 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr, flush=True)
         return 130
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous[0])
-            signal.signal(signal.SIGINT, previous[1])
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _main(argv: list[str] | None) -> int:

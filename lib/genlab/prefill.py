@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -64,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notebook", required=True, choices=sorted(PREFILLS))
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args(argv)
+    # Stopped by the build that started it (SIGTERM): as SystemExit, so that its temporary folder goes too. What it
+    # trained stays in the cache, up to the last finished epoch.
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     t0 = time.perf_counter()
     try:
         params = parse_params(args.param)
@@ -76,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     except GenlabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:      # Ctrl-C: the build that started this says that it stopped
+        return 130
     print(f"[genlab] {args.notebook} (ahead): {len(done)} run(s) trained in "
           f"{(time.perf_counter() - t0) / 60:.1f} min", file=sys.stderr, flush=True)
     return 0
