@@ -280,8 +280,9 @@ def did_you_mean(unknown, valid) -> str:
     and within 0.1 of the best: 'epochs' for the gans notebook is as close to conv_epochs as to cgan_epochs), or ''.
     The command line's messages about a misspelt parameter, notebook or profile carry it: the list of valid names
     that follows can be long (the gans notebook takes 30 parameters). It lives here, not beside the messages of
-    genlab.config: the cache fingerprints the code every model and measurement rests on, and that includes
-    genlab.config and genlab.errors, so a change there retrains everything (genlab.cache)."""
+    genlab.config: the cache fingerprints the code every model and measurement rests on, whole modules where they
+    take a name from one (genlab.cache), so an edit to genlab.errors retrains the generative models and one to
+    genlab.config recomputes the measurements; this module counts for neither."""
     import difflib
 
     valid = [str(v) for v in valid]
