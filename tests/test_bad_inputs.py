@@ -89,6 +89,49 @@ def test_a_stopped_build_cleans_up_says_so_and_keeps_the_report(how, tiny_build,
     assert (reports / "flows.html").read_text() == good
 
 
+def test_a_lane_stops_and_cleans_up_when_its_build_is_killed_outright(tiny_build, tmp_path):
+    notebooks, reports = tiny_build
+    started, built = tmp_path / "started", tmp_path / "built"
+    built.mkdir()
+    tiny_notebook(notebooks / "flows.ipynb", f"import pathlib, time\npathlib.Path({str(started)!r}).touch()\n"
+                                             "time.sleep(300)")
+    lane = ("import sys; from pathlib import Path; from genlab import build; "
+            f"build.NOTEBOOK_DIR = Path({str(notebooks)!r}); "
+            "sys.exit(build.main(['--notebooks', 'flows', '--no-pdf', '--jobs', '1', '--no-index', "
+            f"'--reports', {str(reports)!r}]))")
+    # The build that starts lanes, reduced to that: it starts one (with the environment lanes get) and waits.
+    build_script = ("import os, subprocess, sys, time; "
+                    f"env = dict(os.environ, {build.BUILT_DIR_ENV}={str(built)!r}); "
+                    f"p = subprocess.Popen([sys.executable, '-c', {lane!r}], env=env); "
+                    "print(p.pid, flush=True); time.sleep(600)")
+    parent = subprocess.Popen([sys.executable, "-c", build_script], stdout=subprocess.PIPE, text=True)
+    lane_pid = int(parent.stdout.readline())
+    try:
+        deadline = time.time() + 120
+        while not started.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        assert started.exists(), "the lane's notebook never started"
+        parent.kill()                    # kill -9: the build cannot pass anything on
+        parent.wait(timeout=10)
+        deadline = time.time() + 60
+        while _runs(lane_pid) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not _runs(lane_pid), "the lane trains on without its build"
+    finally:
+        if _runs(lane_pid):
+            os.kill(lane_pid, signal.SIGKILL)
+    assert not list(reports.glob(".staging-*"))
+
+
+def _runs(pid: int) -> bool:
+    """Whether `pid` runs (a zombie left for init to reap does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_staging_left_by_a_killed_builder_is_removed_by_the_next_one(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -711,6 +711,20 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def stop_with_parent() -> None:
+    """In a lane's builder or train-ahead helper: stop (SIGTERM to itself, so that it cleans up) once the build that
+    started it is gone. A build killed with SIGKILL cannot stop its lanes, which trained on and published."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        print("[genlab] the build that started this lane is gone: stopping", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="genlab-parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     # SIGTERM (kill, a timeout, a CI runner that stops) ends Python without running any `finally`: the staging
     # folder (29 MB of a GANs build), the kernel's socket folder and, in lanes, the lanes' own builders, still
@@ -724,6 +738,8 @@ def main(argv: list[str] | None = None) -> int:
         previous = {sig: signal.getsignal(sig) for sig in handlers if signal.getsignal(sig) is not signal.SIG_IGN}
         for sig in previous:
             signal.signal(sig, handlers[sig])
+        if os.environ.get(BUILT_DIR_ENV):
+            stop_with_parent()
     try:
         return _main(argv)
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import shutil
 import signal
 import sys
@@ -55,7 +56,7 @@ def prefill(notebook: str, profile: str, params: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from genlab.build import parse_params, printing_progress
+    from genlab.build import BUILT_DIR_ENV, parse_params, printing_progress, stop_with_parent
 
     parser = argparse.ArgumentParser(
         prog="python -m genlab.prefill",
@@ -69,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     # trained stays in the cache, up to the last finished epoch.
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+        if os.environ.get(BUILT_DIR_ENV):     # started by a build's lanes
+            stop_with_parent()
     t0 = time.perf_counter()
     try:
         params = parse_params(args.param)
