@@ -78,7 +78,7 @@ def test_a_stopped_build_cleans_up_says_so_and_keeps_the_report(how, tiny_build,
             proc.send_signal(signal.SIGTERM)
         else:
             os.killpg(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=60) == {"SIGTERM": 128 + signal.SIGTERM, "Ctrl-C": 130}[how]
+        assert proc.wait(timeout=120) == {"SIGTERM": 128 + signal.SIGTERM, "Ctrl-C": 130}[how]
         err = proc.stderr.read()
         assert "Traceback" not in err and "ERROR" not in err, err   # its kernel stopped quietly
         assert f"[genlab] stopped ({how}): the notebooks built so far are published" in err

@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -486,11 +487,27 @@ def _stop_kernels() -> None:
     when the notebook has run or failed; a build stopped (SIGTERM, Ctrl-C) in the middle of a cell also asked its
     kernel to shut down, which then printed ipykernel's tracebacks into the build's output (its reply to the cell
     went to a socket its shutdown had closed). Killed at once, it prints nothing."""
+    _kill_kernels()
     while _KERNEL_MANAGERS:
-        process = getattr(getattr(_KERNEL_MANAGERS.pop(), "provisioner", None), "process", None)
-        if process is not None and process.poll() is None:   # our child, not yet reaped: its pid is still its own
-            process.kill()
-            process.wait(timeout=10)
+        process = _kernel_process(_KERNEL_MANAGERS.pop())
+        if process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
+
+
+def _kill_kernels() -> None:
+    """SIGKILL to every kernel of `_KERNEL_MANAGERS` that still runs, waiting for nothing: the signal handlers call
+    this, and an exception or a wait there (the interrupted code may hold the process's wait lock) could leave the
+    build hanging in the event loop that the signal interrupted."""
+    for manager in _KERNEL_MANAGERS:
+        process = _kernel_process(manager)
+        if process is not None and process.returncode is None:  # not yet reaped: its pid is still its own
+            with contextlib.suppress(OSError):
+                process.kill()
+
+
+def _kernel_process(manager):
+    return getattr(getattr(manager, "provisioner", None), "process", None)
 
 
 def _report_size(reports: Path, name: str) -> int:
@@ -698,7 +715,7 @@ runs with other parameters in <code>reports/runs/&lt;name&gt;/</code>).</p>
 
 
 def _exit_on_sigterm(signum, frame):
-    _stop_kernels()
+    _kill_kernels()
     if not os.environ.get(BUILT_DIR_ENV):    # a lane's builder stops with the build that started it, quietly
         print("[genlab] stopped (SIGTERM): the notebooks built so far are published, the others keep their previous "
               "report; trained epochs are in the cache, where the next make report resumes",
@@ -707,7 +724,7 @@ def _exit_on_sigterm(signum, frame):
 
 
 def _interrupt(signum, frame):
-    _stop_kernels()
+    _kill_kernels()
     raise KeyboardInterrupt
 
 
