@@ -66,8 +66,10 @@ def test_a_stopped_build_cleans_up_says_so_and_keeps_the_report(how, tiny_build,
     script = ("import sys; from pathlib import Path; from genlab import build; "
               f"build.NOTEBOOK_DIR = Path({str(notebooks)!r}); "
               f"sys.exit(build.main(['--notebooks', 'flows', '--no-pdf', '--jobs', '1', '--reports', {str(reports)!r}]))")
-    # Ctrl-C in a terminal sends SIGINT to the whole foreground process group.
-    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # Ctrl-C in a terminal sends SIGINT to the whole foreground process group. The build is started as a terminal
+    # starts it, SIGINT not ignored: the build keeps a signal ignored, and pytest's process may ignore SIGINT by now.
+    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 120
         while not started.exists() and time.time() < deadline and proc.poll() is None:
