@@ -745,8 +745,9 @@ def stop_with_parent() -> None:
 def main(argv: list[str] | None = None) -> int:
     # SIGTERM (kill, a timeout, a CI runner that stops) ends Python without running any `finally`: the staging
     # folder (29 MB of a GANs build), the kernel's socket folder and, in lanes, the lanes' own builders, still
-    # training, would be left behind. Raised as SystemExit, they are cleaned up on the way out. On either signal
-    # and on Ctrl-C the running kernel is killed first (`_stop_kernels`), and the build ends with one line.
+    # training, would be left behind. Raised as SystemExit, they are cleaned up on the way out. On SIGTERM and on
+    # Ctrl-C the running kernel is killed first (`_kill_kernels`; `_stop_kernels` reaps it on the way out), and
+    # the build ends with one line.
     # (A signal the caller ignores stays ignored: `make report &` from a script ignores Ctrl-C's SIGINT.)
     handlers = {signal.SIGTERM: _exit_on_sigterm, signal.SIGINT: _interrupt}
     in_main_thread = threading.current_thread() is threading.main_thread()
